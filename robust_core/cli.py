@@ -1,0 +1,326 @@
+"""Command line: ``python -m robust_core {finetune,eval,info,export,demo,datasets}``.
+
+Each subcommand's ``--help`` ends with a runnable example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXAMPLES = {
+    "finetune": """example (GPU box, ImageNet under /data):
+  python -m robust_core finetune --arch ViT-B-32 --pretrained openai --method ft \\
+      --train imagenet-train --data-root /data --out runs/vitb32
+example (any ImageFolder, offline, local weights):
+  python -m robust_core finetune --arch ViT-B-32 --checkpoint vitb32.safetensors --method lpft \\
+      --train mytask=/data/mytask/train --out runs/mytask --epochs 5 --batch-size 128
+several GPUs:
+  torchrun --nproc_per_node 8 -m robust_core finetune ... (same arguments)""",
+    "eval": """example (ImageNet and its shifts, every alpha 0..1 step 0.05):
+  python -m robust_core eval --arch ViT-B-32 --pretrained openai \\
+      --finetuned ft=runs/vitb32/ft.safetensors --finetuned lp=runs/vitb32/lp.safetensors \\
+      --id imagenet --shift imagenetv2 --shift imagenet-r --shift imagenet-sketch --shift objectnet \\
+      --shift imagenet-a --data-root /data --out cache/vitb32-imagenet
+example (ImageFolders):
+  python -m robust_core eval --arch ViT-B-32 --checkpoint vitb32.safetensors \\
+      --finetuned ft=runs/mytask/ft.safetensors --id mytask=/data/mytask/test \\
+      --id-val mytask-val=/data/mytask/val --shift photos=/data/photos --out cache/mytask
+An interrupted run resumes when the same command is run again.""",
+    "info": """example:
+  python -m robust_core info cache/demo
+  python -m robust_core info cache/demo --json""",
+    "export": """example (theta(0.5) of the FT run, weights + metrics JSON):
+  python -m robust_core export cache/demo --method ft --alpha 0.5 --out wise_ft_0.5.safetensors""",
+    "demo": """example (full build, ~10-15 min on 2 CPU cores):
+  python -m robust_core demo
+example (a miniature in seconds, to check the set-up):
+  python -m robust_core demo --miniature --out /tmp/demo-mini""",
+    "datasets": """example:
+  python -m robust_core datasets""",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m robust_core",
+        description="Robust fine-tuning explorer: fine-tune zero-shot CLIP models, interpolate (WiSE-FT) "
+        "and store logits for every alpha and eval set.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `python -m robust_core SUBCOMMAND --help` for each subcommand's options and an example.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, help_):
+        return sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def model_args(p):
+        p.add_argument("--arch", required=True, help="open_clip architecture (open_clip.list_models()), e.g. ViT-B-32")
+        p.add_argument("--pretrained", default=None, help="open_clip pretrained tag (e.g. openai) or a local weights file")
+        p.add_argument("--checkpoint", default=None, help="local CLIP weights (.safetensors, or a torch state dict)")
+        p.add_argument("--offline", action="store_true", help="never contact the hub (also: HF_HUB_OFFLINE=1)")
+        p.add_argument("--templates", default=None, help="template set (default: the ID dataset's), see `datasets`")
+        p.add_argument("--data-root", default=None, help="folder holding the registered datasets")
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+        p.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "fp32"], help="autocast on CUDA")
+        p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default 8 on CUDA, 2 on CPU)")
+        p.add_argument("--batch-size", type=int, default=None, help="batch size")
+
+    p = add("finetune", "Fine-tune a CLIP model with FT, LP, LP-FT or FLYP; writes safetensors + JSON.")
+    model_args(p)
+    p.add_argument("--method", required=True, choices=["ft", "lp", "lpft", "flyp"])
+    p.add_argument("--train", required=True, help="training set: registered NAME or NAME=PATH (ImageFolder)")
+    p.add_argument("--out", required=True, help="output folder for <method>.safetensors and zeroshot.safetensors")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--wd", type=float, default=0.1)
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--lp-l2", type=float, default=1e-3, help="LP: L2 pull towards the zero-shot head")
+    p.add_argument("--freeze-bn", choices=["auto", "yes", "no"], default="auto", help="freeze BatchNorm statistics")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-examples", type=int, default=None, help="train on a seeded subset (quick runs)")
+    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10/STL-10")
+
+    p = add("eval", "Compute logits for every alpha on the grid and every eval set into a store.")
+    model_args(p)
+    p.add_argument("--finetuned", action="append", default=[], metavar="METHOD=PATH", help="a fine-tuned classifier (repeatable)")
+    p.add_argument("--id", required=True, help="ID test set: NAME or NAME=PATH")
+    p.add_argument("--id-val", default=None, help="ID held-out validation set (for choosing alpha): NAME or NAME=PATH")
+    p.add_argument("--shift", action="append", default=[], help="a distribution-shift set: NAME or NAME=PATH (repeatable)")
+    p.add_argument("--alphas", default="0:1:0.05", help="start:stop:step or a comma list; must include 0 and 1")
+    p.add_argument("--out", required=True, help="store directory (e.g. cache/myrun)")
+    p.add_argument("--max-examples", type=int, default=None, help="evaluate a seeded subset of each set")
+    p.add_argument("--logits-dtype", default="float16", choices=["float16", "float32"])
+    p.add_argument("--chunk-batches", type=int, default=8, help="decoded batches kept on device per alpha sweep")
+    p.add_argument("--feature-rows", type=int, default=2000, help="features kept per set for CKA (0 = none)")
+    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10/STL-10")
+
+    p = add("info", "Describe a store (sets, methods, accuracy at alpha 0, 0.5, 1).")
+    p.add_argument("store")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("export", "Write theta(alpha) as safetensors plus a JSON of its metrics.")
+    p.add_argument("store")
+    p.add_argument("--method", required=True)
+    p.add_argument("--alpha", type=float, required=True)
+    p.add_argument("--out", required=True, help="output .safetensors path (the JSON goes beside it)")
+
+    p = add("demo", "Build the embedded demo store from nothing (render, pretrain, fine-tune, evaluate).")
+    p.add_argument("--out", default="cache/demo")
+    p.add_argument("--miniature", action="store_true", help="tiny sizes, seconds (for checks and CI)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+
+    add("datasets", "List registered datasets and template sets.")
+    return parser
+
+
+def _split_named(value: str) -> tuple[str, str | None]:
+    if "=" in value:
+        name, path = value.split("=", 1)
+        return name, path
+    return value, None
+
+
+def _load_base(args):
+    from .models import load_clip
+
+    return load_clip(args.arch, pretrained=args.pretrained, checkpoint=args.checkpoint, offline=args.offline or None)
+
+
+def cmd_finetune(args) -> int:
+    from .datasets import head_classnames_for, resolve, templates_for
+    from .finetune import FinetuneConfig, finetune, init_distributed
+    from .models import CheckpointInfo, build_classifier, build_zeroshot_head, save_classifier
+    from .templates import get_templates
+
+    init_distributed()
+    model, preprocess, tokenizer = _load_base(args)
+    name, root = _split_named(args.train)
+    classnames = head_classnames_for(name, root)
+    train = resolve(name, root, args.data_root, preprocess, download=args.download, max_examples=args.max_examples, seed=args.seed)
+    templates = get_templates(args.templates) if args.templates else templates_for(name)
+    head = build_zeroshot_head(model, tokenizer, classnames, templates)
+    zeroshot = build_classifier(model, head).eval()
+    out = Path(args.out)
+    pretrained = args.pretrained or args.checkpoint
+    save_classifier(zeroshot, out / "zeroshot.safetensors", CheckpointInfo(args.arch, pretrained, "zeroshot", classnames, {"templates": templates}))
+    freeze = {"auto": None, "yes": True, "no": False}[args.freeze_bn]
+    config = FinetuneConfig(
+        method=args.method, epochs=args.epochs, lr=args.lr, weight_decay=args.wd, batch_size=args.batch_size or 512,
+        warmup_steps=args.warmup, freeze_bn=freeze, lp_l2=args.lp_l2, seed=args.seed, device=args.device, amp=args.amp,
+        num_workers=args.workers,
+    )
+    classifier, info = finetune(model, tokenizer, zeroshot, train.dataset, classnames, templates, config, out)
+    info["train_set"] = args.train
+    save_classifier(classifier, out / f"{args.method}.safetensors", CheckpointInfo(args.arch, pretrained, args.method, classnames, info))
+    print(f"wrote {out / (args.method + '.safetensors')} (+ .json) and {out / 'zeroshot.safetensors'}")
+    if info.get("lp", {}).get("warning"):
+        print("WARNING:", info["lp"]["warning"], file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .datasets import head_classnames_for, resolve, templates_for
+    from .evaluate import EvalConfig, MethodSpec, linear_is_valid
+    from .finetune import init_distributed
+    from .models import load_state_dict, read_checkpoint_info, sha256_file, build_classifier, build_zeroshot_head
+    from .pipeline import build_store
+    from .templates import get_templates
+    from .wise import check_compatible, parse_alphas
+
+    init_distributed()
+    if not args.finetuned:
+        raise SystemExit("error: pass at least one --finetuned METHOD=PATH (from `python -m robust_core finetune`).")
+    alphas = parse_alphas(args.alphas)
+    model, preprocess, tokenizer = _load_base(args)
+    id_name, id_root = _split_named(args.id)
+    classnames = head_classnames_for(id_name, id_root)
+    templates = get_templates(args.templates) if args.templates else templates_for(id_name)
+    zeroshot = build_classifier(model, build_zeroshot_head(model, tokenizer, classnames, templates)).eval()
+    theta_zeroshot = {k: v.detach().clone() for k, v in zeroshot.state_dict().items()}
+    methods = []
+    for item in args.finetuned:
+        method, path = _split_named(item)
+        if path is None:
+            raise SystemExit(f"error: --finetuned {item!r} must be METHOD=PATH.")
+        theta_ft = load_state_dict(path)
+        try:
+            check_compatible(theta_zeroshot, theta_ft)
+        except ValueError as exc:
+            raise SystemExit(f"error: {path} cannot be interpolated with the zero-shot model of {args.arch}: {exc}")
+        meta = read_checkpoint_info(path) if Path(str(path) + ".json").exists() else {}
+        methods.append(
+            MethodSpec(method, theta_zeroshot, theta_ft, alphas, linear=linear_is_valid(theta_zeroshot, theta_ft),
+                       info={"checkpoints": {"finetuned": {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}},
+                             "hyperparameters": meta.get("extra", {}).get("config", {})})
+        )
+    sets = []
+    roles = [(args.id, "id")] + ([(args.id_val, "id_val")] if args.id_val else []) + [(s, "shift") for s in args.shift]
+    for spec, _ in roles:
+        name, root = _split_named(spec)
+        sets.append(resolve(name, root, args.data_root, preprocess, head_classnames=classnames, download=args.download, max_examples=args.max_examples))
+    out = Path(args.out)
+    from .models import CheckpointInfo, save_classifier
+
+    zs_sha = save_classifier(zeroshot, out / "checkpoints" / "zeroshot.safetensors", CheckpointInfo(args.arch, args.pretrained, "zeroshot", classnames, {"templates": templates}))
+    for m in methods:
+        m.info["checkpoints"]["zeroshot"] = {"path": "checkpoints/zeroshot.safetensors", "sha256": zs_sha}
+    store = build_store(
+        out, zeroshot, methods, sets, sets[0].name, _split_named(args.id_val)[0] if args.id_val else None,
+        [_split_named(s)[0] for s in args.shift],
+        provenance={"model": {"arch": args.arch, "pretrained": args.pretrained, "checkpoint": args.checkpoint,
+                              "checkpoint_sha256": sha256_file(args.checkpoint) if args.checkpoint else None},
+                    "templates": templates, "alphas": alphas, "command": " ".join(sys.argv)},
+        eval_config=EvalConfig(batch_size=args.batch_size or 256, chunk_batches=args.chunk_batches, num_workers=args.workers,
+                               feature_rows=args.feature_rows, amp=args.amp, device=args.device),
+        logits_dtype=args.logits_dtype,
+    )
+    if store is not None:
+        print(f"wrote store {out}")
+        _print_info(store)
+    return 0
+
+
+def store_info(store) -> dict:
+    """The machine-readable description printed by ``info --json``."""
+    summary = store.summary()
+    methods = {}
+    for method in store.methods:
+        alphas = [float(a) for a in store.alphas(method)]
+        wise = summary[(summary.method == method) & (summary.kind == "wise")]
+        acc = {}
+        for ds in store.datasets:
+            rows = wise[wise.dataset == ds].set_index("alpha").reindex(alphas)
+            acc[ds] = [float(x) for x in rows["accuracy"]]
+        methods[method] = {"alphas": alphas, "accuracy": acc}
+    baselines = {}
+    for name in store.baselines:
+        rows = summary[(summary.method == name) & (summary.kind == "baseline")]
+        baselines[name] = {r.dataset: float(r.accuracy) for r in rows.itertuples()}
+    return {"id": store.id, "id_val": store.id_val, "shifts": store.shifts, "methods": methods, "baselines": baselines}
+
+
+def _print_info(store) -> None:
+    info = store_info(store)
+    print(f"store {store.path}  ({store.manifest.get('created', '?')})")
+    if store.manifest.get("description"):
+        print(f"  {store.manifest['description']}")
+    print(f"  ID: {info['id']}   ID-val: {info['id_val']}   shifts: {', '.join(info['shifts'])}")
+    for ds in store.datasets:
+        print(f"  {ds:<16} n={store.manifest['datasets'][ds]['n']:<7} classes={store.manifest['datasets'][ds]['n_classes']}")
+    header = "  method   alpha  " + "  ".join(f"{ds[:10]:>10}" for ds in store.datasets) + "  OOD-avg"
+    print(header)
+    for method, m in info["methods"].items():
+        for target in (0.0, 0.5, 1.0):
+            i = min(range(len(m["alphas"])), key=lambda k: abs(m["alphas"][k] - target))
+            accs = [m["accuracy"][ds][i] for ds in store.datasets]
+            ood = sum(m["accuracy"][ds][i] for ds in info["shifts"]) / max(len(info["shifts"]), 1)
+            print(f"  {method:<8} {m['alphas'][i]:<5.2f}  " + "  ".join(f"{100 * a:>9.1f}%" for a in accs) + f"  {100 * ood:6.1f}%")
+    if info["baselines"]:
+        print(f"  baselines: {len(info['baselines'])} standard models")
+
+
+def cmd_info(args) -> int:
+    from .store import open_store
+
+    store = open_store(args.store)
+    if args.json:
+        print(json.dumps(store_info(store), indent=1))
+    else:
+        _print_info(store)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_interpolated
+
+    weights, meta = export_interpolated(args.store, args.method, args.alpha, args.out)
+    print(f"wrote {weights} and {meta}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import DemoConfig, build_demo, miniature_config
+
+    config = miniature_config() if args.miniature else DemoConfig()
+    config.seed = args.seed
+    config.world.seed = args.seed
+    store = build_demo(args.out, config, device=args.device)
+    _print_info(store)
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from .datasets import get_spec, list_datasets
+    from .templates import get_templates, list_template_sets
+
+    print("registered datasets (pass NAME with --data-root, or NAME=PATH):")
+    for name in list_datasets():
+        spec = get_spec(name)
+        print(f"  {name:<16} loader={spec['loader']:<20} folder={spec['root_subdir']:<42} head={spec['head']}")
+    print("  any other NAME=PATH is read as an ImageFolder (one sub-folder per class)")
+    print("template sets:")
+    for name in list_template_sets():
+        print(f"  {name:<16} {len(get_templates(name))} templates")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .datasets import DatasetError
+    from .models import ModelLoadError
+    from .store import StoreError
+    from .wise import InterpolationError
+
+    args = _parser().parse_args(argv)
+    handler = {
+        "finetune": cmd_finetune, "eval": cmd_eval, "info": cmd_info, "export": cmd_export,
+        "demo": cmd_demo, "datasets": cmd_datasets,
+    }[args.command]
+    try:
+        return handler(args)
+    except (DatasetError, ModelLoadError, StoreError, InterpolationError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,69 @@
+"""Export theta(alpha) of a stored run as safetensors, with a JSON of its metrics beside it.
+
+    python -m robust_core export cache/demo --method ft --alpha 0.5 --out wise_ft_0.5.safetensors
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .store import StoreError, open_store
+
+
+def metrics_at(store, method: str, alpha: float) -> dict:
+    """Accuracy of theta(alpha) on every set, as stored (nearest grid alpha)."""
+    summary = store.summary()
+    grid_alpha = float(store.alphas(method)[store.alpha_index(method, alpha)])
+    rows = summary[(summary.method == method) & (summary.kind == "wise") & ((summary.alpha - grid_alpha).abs() < 1e-9)]
+    acc = {r.dataset: {"accuracy": float(r.accuracy), "correct": int(r.correct), "n": int(r.n)} for r in rows.itertuples()}
+    shifts = [acc[s]["accuracy"] for s in store.shifts if s in acc]
+    return {"grid_alpha": grid_alpha, "datasets": acc, "ood_avg": sum(shifts) / len(shifts) if shifts else None}
+
+
+def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Path, Path]:
+    """Interpolate the stored endpoints at ``alpha`` and write weights + metrics JSON atomically."""
+    from safetensors.torch import save_file
+
+    from .models import load_state_dict, sha256_file
+    from .wise import interpolate
+
+    store = open_store(store_path)
+    if method not in store.methods:
+        raise StoreError(f"Store {store.path} has no method {method!r}; it has {store.methods}.")
+    paths = {}
+    for which in ("zeroshot", "finetuned"):
+        path = store.checkpoint(method, which)
+        if path is None or not path.exists():
+            raise StoreError(
+                f"The {which} checkpoint of {method} is not available ({path or 'not referenced by the store'}). "
+                "Stores keep only logits; the weights live where the run wrote them. For the demo run "
+                "`python -m robust_core demo` once to rebuild them under cache/demo/_build."
+            )
+        expected = store.manifest["methods"][method]["checkpoints"][which].get("sha256")
+        if expected and sha256_file(path) != expected:
+            raise StoreError(f"{path} does not match the sha256 recorded in the store; it was changed after the run.")
+        paths[which] = path
+    theta = interpolate(load_state_dict(paths["zeroshot"]), load_state_dict(paths["finetuned"]), alpha)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in theta.items()}, str(tmp), metadata={"method": method, "alpha": str(alpha)})
+    os.replace(tmp, out)
+    meta = {
+        "store": str(store.path),
+        "method": method,
+        "alpha": alpha,
+        "arch": store.manifest.get("provenance", {}).get("model", {}).get("arch"),
+        "classnames": store.classnames(store.id),
+        "weights_sha256": sha256_file(out),
+        "metrics": metrics_at(store, method, alpha),
+        "note": "theta(alpha) = (1 - alpha) * theta_zeroshot + alpha * theta_finetuned (WiSE-FT); "
+        "load into robust_core.models.ImageClassifier.",
+    }
+    meta_path = out.with_suffix(".json")
+    meta_tmp = meta_path.with_name(meta_path.name + ".tmp")
+    meta_tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(meta_tmp, meta_path)
+    return out, meta_path

@@ -1,0 +1,437 @@
+"""The on-disk logit store: one directory per run, read by the dashboard.
+
+Layout (all arrays plain ``.npy``, memory-mappable, written with ``allow_pickle=False``)::
+
+    RUN/
+      manifest.json                      written last; schema version, provenance, file index
+      run_config.json                    what the run was asked to compute (checked on resume)
+      labels/<dataset>.npy               int64 (n,)
+      logits/<method>/<dataset>.npy      float16|float32 (n_alphas, n, n_classes); alpha 0 = zero-shot
+      topk/<method>/<dataset>.npy        int32 (n_alphas, n, 3)   top-3 classes, for instant slider moves
+      topv/<method>/<dataset>.npy        float32 (n_alphas, n, 3) their logits (margin = topv[...,0]-topv[...,1])
+      baselines/<model>/<dataset>.npy    float16|float32 (n, n_classes), the run's standard models
+      features/<method>/<dataset>.npy    float16 (2, m, d): alpha 0 and alpha 1 features, m <= 10k rows
+      features/index/<dataset>.npy       int64 (m,) which examples those rows are
+      summary.parquet                    accuracy per (method, kind, alpha, dataset); kind wise|ensemble|baseline
+      examples.parquet                   optional per-example table (dataset, index, label, png thumbnail)
+      _parts/                            per-(method, dataset, alpha) logits while a run is in progress
+
+Every write goes to a temporary file first and is moved into place with ``os.replace``; the manifest
+is written after everything it lists, so a store with a manifest is complete. An interrupted run
+keeps its finished ``_parts`` and the next run with the same configuration skips them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+TOPK = 3
+
+
+class StoreError(RuntimeError):
+    """A store is missing, truncated or inconsistent; the message names the file and the fix."""
+
+
+def alpha_key(alpha: float) -> str:
+    """Stable file-name key for an alpha (``0.3500``)."""
+    return f"{float(alpha):.4f}"
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_write_parquet(path: Path, frame) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _topk(logits: np.ndarray, k: int = TOPK, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k indices (descending) and values along the last axis, chunked over rows."""
+    flat = logits.reshape(-1, logits.shape[-1])
+    k = min(k, flat.shape[-1])
+    idx = np.empty((flat.shape[0], k), np.int32)
+    val = np.empty((flat.shape[0], k), np.float32)
+    for s in range(0, flat.shape[0], chunk):
+        block = np.asarray(flat[s : s + chunk], dtype=np.float32)
+        part = np.argpartition(-block, k - 1, axis=1)[:, :k] if block.shape[1] > k else np.tile(np.arange(k), (len(block), 1))
+        pv = np.take_along_axis(block, part, axis=1)
+        order = np.argsort(-pv, axis=1, kind="stable")
+        idx[s : s + chunk] = np.take_along_axis(part, order, axis=1)
+        val[s : s + chunk] = np.take_along_axis(pv, order, axis=1)
+    return idx.reshape(*logits.shape[:-1], k), val.reshape(*logits.shape[:-1], k)
+
+
+def _top1(logits: np.ndarray) -> np.ndarray:
+    """argmax with NaN-safe float32 upcast, chunked to bound memory."""
+    out = np.empty(logits.shape[:-1], np.int64)
+    flat_in, flat_out = logits.reshape(-1, logits.shape[-1]), out.reshape(-1)
+    for s in range(0, flat_in.shape[0], 65536):
+        flat_out[s : s + 65536] = np.asarray(flat_in[s : s + 65536], np.float32).argmax(-1)
+    return out
+
+
+class StoreWriter:
+    """Builds a store incrementally; resumable; publishes the manifest last.
+
+    Args:
+        path: run directory (created).
+        run_config: JSON-able description of what is computed; on resume it must equal the saved one.
+        logits_dtype: ``float16`` (default, half the disk) or ``float32``.
+    """
+
+    def __init__(self, path: str | os.PathLike, run_config: dict, logits_dtype: str = "float16"):
+        self.path = Path(path)
+        self.dtype = np.dtype(logits_dtype)
+        self.path.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.path / "run_config.json"
+        cfg_text = json.dumps(run_config, sort_keys=True, indent=1, default=str)
+        if cfg_path.exists():
+            if json.loads(cfg_path.read_text()) != json.loads(cfg_text):
+                raise StoreError(
+                    f"{self.path} holds a different run (run_config.json differs). Choose another --out "
+                    "directory, or delete this one to start over."
+                )
+        else:
+            atomic_write_text(cfg_path, cfg_text)
+        self.run_config = run_config
+        # A finished store being resumed: drop its manifest until the new one is complete.
+        (self.path / "manifest.json").unlink(missing_ok=True)
+
+    # -- parts (resumable unit: one method x dataset x alpha)
+    def _part(self, method: str, dataset: str, alpha: float) -> Path:
+        return self.path / "_parts" / method / dataset / f"{alpha_key(alpha)}.npy"
+
+    def has_part(self, method: str, dataset: str, alpha: float) -> bool:
+        part = self._part(method, dataset, alpha)
+        if not part.exists():
+            return False
+        try:  # a part is complete if its header parses and its size matches
+            np.load(part, mmap_mode="r", allow_pickle=False)
+            return True
+        except (ValueError, OSError):
+            part.unlink()
+            return False
+
+    def write_part(self, method: str, dataset: str, alpha: float, logits: np.ndarray) -> None:
+        atomic_save_npy(self._part(method, dataset, alpha), np.asarray(logits, dtype=self.dtype))
+
+    def write_labels(self, dataset: str, labels: np.ndarray) -> None:
+        atomic_save_npy(self.path / "labels" / f"{dataset}.npy", np.asarray(labels, dtype=np.int64))
+
+    def has_labels(self, dataset: str) -> bool:
+        return (self.path / "labels" / f"{dataset}.npy").exists()
+
+    def write_logits(self, method: str, dataset: str, logits: np.ndarray) -> None:
+        """Write all alphas of one (method, dataset) at once (n_alphas, n, C) (synthetic stores, LP)."""
+        atomic_save_npy(self.path / "logits" / method / f"{dataset}.npy", np.asarray(logits, dtype=self.dtype))
+
+    def write_baseline(self, name: str, dataset: str, logits: np.ndarray) -> None:
+        atomic_save_npy(self.path / "baselines" / name / f"{dataset}.npy", np.asarray(logits, dtype=self.dtype))
+
+    def has_baseline(self, name: str, dataset: str) -> bool:
+        return (self.path / "baselines" / name / f"{dataset}.npy").exists()
+
+    def write_features(self, method: str, dataset: str, features: np.ndarray, index: np.ndarray) -> None:
+        atomic_save_npy(self.path / "features" / method / f"{dataset}.npy", np.asarray(features, np.float16))
+        atomic_save_npy(self.path / "features" / "index" / f"{dataset}.npy", np.asarray(index, np.int64))
+
+    def write_examples(self, frame) -> None:
+        atomic_write_parquet(self.path / "examples.parquet", frame)
+
+    # -- finalize
+    def _consolidate(self, method: str, dataset: str, alphas: list[float]) -> None:
+        target = self.path / "logits" / method / f"{dataset}.npy"
+        parts = [self._part(method, dataset, a) for a in alphas]
+        if target.exists() and not any(p.exists() for p in parts):
+            return
+        missing = [alpha_key(a) for a, p in zip(alphas, parts) if not p.exists()]
+        if missing:
+            raise StoreError(f"Cannot finalize {method}/{dataset}: alphas {missing} were never computed.")
+        first = np.load(parts[0], mmap_mode="r")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.dtype, shape=(len(alphas), *first.shape))
+        for i, p in enumerate(parts):
+            out[i] = np.load(p, mmap_mode="r")
+        out.flush()
+        del out
+        os.replace(tmp, target)
+
+    def finalize(self, manifest: dict, topk: int = TOPK) -> "Store":
+        """Consolidate parts, derive top-k and the summary table, then write the manifest.
+
+        ``manifest`` must hold ``run`` ({id, id_val, shifts}), ``datasets`` ({name: {classnames, ...}})
+        and ``methods`` ({name: {alphas, ...}}); ``baselines`` and ``provenance`` are optional.
+        """
+        import pandas as pd
+
+        from . import metrics
+
+        methods, datasets = manifest["methods"], manifest["datasets"]
+        for method, info in methods.items():
+            for ds in datasets:
+                self._consolidate(method, ds, info["alphas"])
+        rows = []
+        for ds, dinfo in datasets.items():
+            labels = np.load(self.path / "labels" / f"{ds}.npy")
+            dinfo["n"] = int(len(labels))
+            dinfo["n_classes"] = len(dinfo["classnames"])
+            for method, info in methods.items():
+                logits = np.load(self.path / "logits" / method / f"{ds}.npy", mmap_mode="r")
+                idx, val = _topk(logits, topk)
+                atomic_save_npy(self.path / "topk" / method / f"{ds}.npy", idx)
+                atomic_save_npy(self.path / "topv" / method / f"{ds}.npy", val)
+                preds = idx[..., 0]
+                for a_i, alpha in enumerate(info["alphas"]):
+                    k = int((preds[a_i] == labels).sum())
+                    rows.append((method, "wise", alpha, ds, k, len(labels)))
+                # Output-space ensemble of the two endpoints, on the same grid (not WiSE-FT).
+                l0 = np.asarray(logits[0], np.float32)
+                l1 = np.asarray(logits[-1], np.float32)
+                for alpha in info["alphas"]:
+                    pred = ((1 - alpha) * l0 + alpha * l1).argmax(-1)
+                    rows.append((method, "ensemble", alpha, ds, int((pred == labels).sum()), len(labels)))
+            for name in manifest.get("baselines", {}):
+                bpath = self.path / "baselines" / name / f"{ds}.npy"
+                if bpath.exists():
+                    pred = _top1(np.load(bpath, mmap_mode="r"))
+                    rows.append((name, "baseline", float("nan"), ds, int((pred == labels).sum()), len(labels)))
+        summary = pd.DataFrame(rows, columns=["method", "kind", "alpha", "dataset", "correct", "n"])
+        summary["accuracy"] = metrics.accuracy_from_counts(summary["correct"].to_numpy(), summary["n"].to_numpy())
+        atomic_write_parquet(self.path / "summary.parquet", summary)
+        shutil.rmtree(self.path / "_parts", ignore_errors=True)
+
+        manifest = dict(manifest)
+        manifest["schema_version"] = SCHEMA_VERSION
+        manifest.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        manifest.setdefault("baselines", {})
+        manifest["logits_dtype"] = self.dtype.name
+        manifest["files"] = _index_files(self.path)
+        atomic_write_text(self.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
+        return open_store(self.path)
+
+
+def _index_files(root: Path) -> dict:
+    files = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if not path.is_file() or rel in ("manifest.json", "run_config.json") or rel.startswith(("_parts", "checkpoints")):
+            continue
+        if path.name.endswith(".tmp"):
+            continue
+        entry = {"bytes": path.stat().st_size}
+        if path.suffix == ".npy":
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            entry.update(shape=list(arr.shape), dtype=arr.dtype.name)
+        files[rel] = entry
+    return files
+
+
+@dataclass
+class Store:
+    """A validated, read-only view of a run directory (arrays are memory-mapped on demand)."""
+
+    path: Path
+    manifest: dict
+
+    # ---- structure
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name", self.path.name)
+
+    @property
+    def id(self) -> str:
+        return self.manifest["run"]["id"]
+
+    @property
+    def id_val(self) -> str | None:
+        return self.manifest["run"].get("id_val")
+
+    @property
+    def shifts(self) -> list[str]:
+        return list(self.manifest["run"]["shifts"])
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(self.manifest["datasets"])
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.manifest["methods"])
+
+    @property
+    def baselines(self) -> list[str]:
+        return list(self.manifest.get("baselines", {}))
+
+    def alphas(self, method: str) -> np.ndarray:
+        return np.asarray(self.manifest["methods"][method]["alphas"], dtype=np.float64)
+
+    def alpha_index(self, method: str, alpha: float) -> int:
+        """Index of the grid alpha nearest to ``alpha``."""
+        return int(np.abs(self.alphas(method) - alpha).argmin())
+
+    def classnames(self, dataset: str) -> list[str]:
+        return list(self.manifest["datasets"][dataset]["classnames"])
+
+    # ---- arrays (memory-mapped, read-only)
+    def _npy(self, rel: str) -> np.ndarray:
+        path = self.path / rel
+        if not path.exists():
+            raise StoreError(f"{path} is missing from store {self.path}.")
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+    def labels(self, dataset: str) -> np.ndarray:
+        return self._npy(f"labels/{dataset}.npy")
+
+    def logits(self, method: str, dataset: str) -> np.ndarray:
+        """(n_alphas, n, n_classes) memory map."""
+        return self._npy(f"logits/{method}/{dataset}.npy")
+
+    def logits_at(self, method: str, dataset: str, alpha: float) -> np.ndarray:
+        return self.logits(method, dataset)[self.alpha_index(method, alpha)]
+
+    def topk(self, method: str, dataset: str) -> np.ndarray:
+        return self._npy(f"topk/{method}/{dataset}.npy")
+
+    def topv(self, method: str, dataset: str) -> np.ndarray:
+        return self._npy(f"topv/{method}/{dataset}.npy")
+
+    def baseline_logits(self, name: str, dataset: str) -> np.ndarray:
+        return self._npy(f"baselines/{name}/{dataset}.npy")
+
+    def has_features(self, method: str, dataset: str) -> bool:
+        return (self.path / "features" / method / f"{dataset}.npy").exists()
+
+    def features(self, method: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+        """(features (2, m, d) for alpha 0 and 1, example indices (m,))."""
+        return self._npy(f"features/{method}/{dataset}.npy"), self._npy(f"features/index/{dataset}.npy")
+
+    def summary(self):
+        import pandas as pd
+
+        return pd.read_parquet(self.path / "summary.parquet")
+
+    def examples(self):
+        import pandas as pd
+
+        path = self.path / "examples.parquet"
+        return pd.read_parquet(path) if path.exists() else None
+
+    def checkpoint(self, method: str, which: str) -> Path | None:
+        """Path of the ``zeroshot`` or ``finetuned`` checkpoint a method references, if present."""
+        ref = self.manifest["methods"][method].get("checkpoints", {}).get(which)
+        if not ref:
+            return None
+        path = Path(ref["path"])
+        return path if path.is_absolute() else self.path / path
+
+
+def open_store(path: str | os.PathLike, verify_arrays: bool = True) -> Store:
+    """Open and validate a store; raise ``StoreError`` naming the first bad file.
+
+    Checks: manifest present and parseable, schema version known, every indexed file present with the
+    recorded byte size, and (``verify_arrays``) each ``.npy`` header giving the recorded shape and dtype,
+    logits consistent with labels, alpha grids and class counts.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise StoreError(f"No store at {path}: the directory does not exist. Build one with `python -m robust_core eval`.")
+    mpath = path / "manifest.json"
+    if not mpath.exists():
+        parts = (path / "_parts").exists()
+        hint = "the run was interrupted; re-run the same command to resume it" if parts else "it is not a finished store"
+        raise StoreError(f"{path} has no manifest.json: {hint}.")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"{mpath} is not valid JSON ({exc}); the store is corrupted, rebuild it.") from exc
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise StoreError(f"{mpath}: schema version {version!r}, this robust_core reads {SCHEMA_VERSION}.")
+    for key in ("run", "datasets", "methods", "files"):
+        if key not in manifest:
+            raise StoreError(f"{mpath} lacks the {key!r} section; the store is corrupted, rebuild it.")
+    for rel, entry in manifest["files"].items():
+        fpath = path / rel
+        if not fpath.exists():
+            raise StoreError(f"{fpath} is listed in the manifest but missing; the store is incomplete, rebuild it.")
+        size = fpath.stat().st_size
+        if size != entry["bytes"]:
+            raise StoreError(
+                f"{fpath} has {size} bytes, the manifest says {entry['bytes']}: the file is truncated or "
+                "was replaced. Rebuild the store (re-run its eval command)."
+            )
+        if verify_arrays and fpath.suffix == ".npy":
+            try:
+                arr = np.load(fpath, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                raise StoreError(f"{fpath} is not a readable .npy file ({exc}); rebuild the store.") from exc
+            if list(arr.shape) != entry.get("shape") or arr.dtype.name != entry.get("dtype"):
+                raise StoreError(
+                    f"{fpath}: shape {arr.shape} / dtype {arr.dtype} differ from the manifest "
+                    f"({entry.get('shape')} / {entry.get('dtype')}); rebuild the store."
+                )
+    store = Store(path, manifest)
+    if verify_arrays:
+        _check_consistency(store)
+    return store
+
+
+def _check_consistency(store: Store) -> None:
+    files = store.manifest["files"]
+    for ds, info in store.manifest["datasets"].items():
+        lab = files.get(f"labels/{ds}.npy")
+        if lab is None:
+            raise StoreError(f"{store.path}: labels for dataset {ds} are missing.")
+        n = lab["shape"][0]
+        for method in store.methods:
+            entry = files.get(f"logits/{method}/{ds}.npy")
+            if entry is None:
+                raise StoreError(f"{store.path}/logits/{method}/{ds}.npy is missing.")
+            want = [len(store.manifest["methods"][method]["alphas"]), n, len(info["classnames"])]
+            if entry["shape"] != want:
+                raise StoreError(
+                    f"{store.path}/logits/{method}/{ds}.npy has shape {entry['shape']}, expected {want} "
+                    "(alphas x examples x classes)."
+                )
+
+
+def list_stores(root: str | os.PathLike) -> list[Path]:
+    """Run directories under ``root`` (any folder with a manifest.json or an unfinished run)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and ((child / "manifest.json").exists() or (child / "run_config.json").exists()):
+            found.append(child)
+    return found
+
+
+def iter_files(store: Store) -> Iterable[str]:
+    return iter(store.manifest["files"])

@@ -1,0 +1,164 @@
+"""WiSE-FT: weight-space interpolation, and (separately named) the output-space ensemble.
+
+``theta(alpha) = (1 - alpha) * theta_zeroshot + alpha * theta_finetuned`` over every floating-point
+tensor of the full classifier (image encoder + head). Integer and bool buffers (BatchNorm's
+``num_batches_tracked``) are not interpolated: they are copied from the fine-tuned model unchanged.
+
+The output-space ensemble mixes *outputs* (logits), not weights. It is a different model and is
+always labelled as such, never as WiSE-FT. For a linear head on frozen features the two coincide.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+
+class InterpolationError(ValueError):
+    """The two state dicts cannot be interpolated; the message names the offending keys."""
+
+
+def check_compatible(theta_zeroshot: Mapping[str, torch.Tensor], theta_finetuned: Mapping[str, torch.Tensor]) -> None:
+    """Raise ``InterpolationError`` naming mismatched keys, shapes or dtypes."""
+    keys_0, keys_1 = set(theta_zeroshot), set(theta_finetuned)
+    if keys_0 != keys_1:
+        only_0 = sorted(keys_0 - keys_1)
+        only_1 = sorted(keys_1 - keys_0)
+        raise InterpolationError(
+            "State dicts have different keys: only in theta_zeroshot "
+            f"{only_0[:10]}{'...' if len(only_0) > 10 else ''}, only in theta_finetuned "
+            f"{only_1[:10]}{'...' if len(only_1) > 10 else ''}. Both must come from the same architecture "
+            "and head size."
+        )
+    bad_shape = [
+        f"{k}: {tuple(theta_zeroshot[k].shape)} vs {tuple(theta_finetuned[k].shape)}"
+        for k in sorted(keys_0)
+        if theta_zeroshot[k].shape != theta_finetuned[k].shape
+    ]
+    if bad_shape:
+        raise InterpolationError(
+            f"Shape mismatch for {len(bad_shape)} tensors: {bad_shape[:5]}. Were the heads built for "
+            "different class lists?"
+        )
+    bad_dtype = [
+        f"{k}: {theta_zeroshot[k].dtype} vs {theta_finetuned[k].dtype}"
+        for k in sorted(keys_0)
+        if theta_zeroshot[k].dtype != theta_finetuned[k].dtype
+    ]
+    if bad_dtype:
+        raise InterpolationError(
+            f"Dtype mismatch for {len(bad_dtype)} tensors: {bad_dtype[:5]}. Cast both models to one dtype first."
+        )
+
+
+def interpolate(
+    theta_zeroshot: Mapping[str, torch.Tensor],
+    theta_finetuned: Mapping[str, torch.Tensor],
+    alpha: float,
+) -> dict[str, torch.Tensor]:
+    """Return ``(1 - alpha) * theta_zeroshot + alpha * theta_finetuned`` (WiSE-FT).
+
+    Args:
+        theta_zeroshot: state dict of the zero-shot classifier (alpha = 0).
+        theta_finetuned: state dict of the fine-tuned classifier (alpha = 1), same keys/shapes/dtypes.
+        alpha: mixing coefficient; values outside [0, 1] extrapolate and are allowed.
+
+    Raises:
+        InterpolationError: keys, shapes or dtypes differ (the message names them).
+    """
+    check_compatible(theta_zeroshot, theta_finetuned)
+    alpha = float(alpha)
+    mixed = {}
+    for key, t0 in theta_zeroshot.items():
+        t1 = theta_finetuned[key]
+        if torch.is_floating_point(t0) or torch.is_complex(t0):
+            # lerp computes t0 + alpha * (t1 - t0) in one kernel, exact at alpha 0 and 1.
+            mixed[key] = torch.lerp(t0, t1, alpha) if alpha not in (0.0, 1.0) else (t1 if alpha else t0).clone()
+        else:
+            mixed[key] = t1.clone()
+    return mixed
+
+
+class InPlaceInterpolator:
+    """Set a module's weights to theta(alpha) in place, without allocating a new state dict.
+
+    Used by the evaluator to run every alpha on a decoded batch: swapping weights costs one pass over
+    the parameters (memory-bound), far cheaper than decoding the dataset again.
+    """
+
+    def __init__(self, module: torch.nn.Module, theta_zeroshot: Mapping, theta_finetuned: Mapping):
+        check_compatible(theta_zeroshot, theta_finetuned)
+        own = module.state_dict()
+        check_compatible(own, theta_zeroshot)
+        self.targets, self.start, self.delta = [], [], []
+        self.int_targets, self.int_sources = [], []
+        for key, tensor in own.items():
+            if torch.is_floating_point(tensor):
+                self.targets.append(tensor)
+                t0 = theta_zeroshot[key].to(tensor.device, tensor.dtype)
+                self.start.append(t0)
+                self.delta.append(theta_finetuned[key].to(tensor.device, tensor.dtype) - t0)
+            else:  # integer/bool buffers come from theta_finetuned unchanged
+                self.int_targets.append(tensor)
+                self.int_sources.append(theta_finetuned[key].to(tensor.device))
+        self.alpha: float | None = None
+
+    @torch.no_grad()
+    def set_alpha(self, alpha: float) -> None:
+        if self.alpha == alpha:
+            return
+        for target, source in zip(self.int_targets, self.int_sources):
+            target.copy_(source)
+        torch._foreach_copy_(self.targets, self.start)
+        if alpha != 0.0:
+            torch._foreach_add_(self.targets, self.delta, alpha=float(alpha))
+        self.alpha = alpha
+
+
+def output_space_ensemble(logits_zeroshot: np.ndarray, logits_finetuned: np.ndarray, alpha: float) -> np.ndarray:
+    """Output-space ensemble ``(1 - alpha) * f_zeroshot(x) + alpha * f_finetuned(x)`` on logits.
+
+    Not WiSE-FT: it needs both models at inference. For a linear head on a shared frozen encoder it
+    equals the weight-space interpolation exactly (the head is linear in its weights).
+    """
+    logits_zeroshot = np.asarray(logits_zeroshot, dtype=np.float32)
+    logits_finetuned = np.asarray(logits_finetuned, dtype=np.float32)
+    if logits_zeroshot.shape != logits_finetuned.shape:
+        raise ValueError(f"Logit shapes differ: {logits_zeroshot.shape} vs {logits_finetuned.shape}.")
+    return (1.0 - alpha) * logits_zeroshot + alpha * logits_finetuned
+
+
+def default_alpha_grid(step: float = 0.05) -> list[float]:
+    """The alpha grid 0, step, ..., 1 (rounded so that keys like 0.35 are exact)."""
+    n = int(round(1.0 / step))
+    if abs(n * step - 1.0) > 1e-9:
+        raise ValueError(f"alpha step {step} does not divide 1; use e.g. 0.05 or 0.1.")
+    return [round(i * step, 6) for i in range(n + 1)]
+
+
+def parse_alphas(spec: str | Sequence[float]) -> list[float]:
+    """Parse ``"0:1:0.05"`` (start:stop:step) or ``"0,0.5,1"`` into a sorted list of alphas."""
+    if not isinstance(spec, str):
+        values = [float(a) for a in spec]
+    elif ":" in spec:
+        try:
+            start, stop, step = (float(x) for x in spec.split(":"))
+        except ValueError as exc:
+            raise ValueError(f"Bad alpha range {spec!r}: use start:stop:step, e.g. 0:1:0.05.") from exc
+        if step <= 0:
+            raise ValueError(f"Bad alpha range {spec!r}: step must be positive.")
+        n = int(round((stop - start) / step))
+        values = [round(start + i * step, 6) for i in range(n + 1)]
+    else:
+        try:
+            values = [float(x) for x in spec.split(",") if x.strip()]
+        except ValueError as exc:
+            raise ValueError(f"Bad alpha list {spec!r}: use comma-separated numbers, e.g. 0,0.5,1.") from exc
+    values = sorted(set(values))
+    if not values:
+        raise ValueError("Empty alpha grid.")
+    if values[0] != 0.0 or values[-1] != 1.0:
+        raise ValueError(f"The alpha grid must include both endpoints 0 and 1 (got {values}).")
+    return values

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny random-init open_clip models and small generated image folders (no downloads)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+
+import numpy as np
+import pytest
+import torch
+
+TINY_ARCH = "tiny-vit-test"  # robust_core/model_configs/tiny-vit-test.json: 32 px ViT, ~0.3M params
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    from robust_core.models import load_clip
+
+    torch.manual_seed(0)
+    model, preprocess, tokenizer = load_clip(TINY_ARCH)
+    return model, preprocess, tokenizer
+
+
+def make_image_folder(root, classes=("cat", "dog", "fish"), per_class=6, size=40, seed=0, fmt="JPEG"):
+    """Write a small ImageFolder of random-texture images whose colour depends on the class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = np.zeros((size, size, 3))
+            base[..., k % 3] = 180
+            img = np.clip(base + rng.normal(0, 40, base.shape), 0, 255).astype(np.uint8)
+            ext = "jpg" if fmt == "JPEG" else "png"
+            Image.fromarray(img).save(folder / f"{i:03d}.{ext}", format=fmt)
+    return root
+
+
+@pytest.fixture()
+def image_folder(tmp_path):
+    return make_image_folder(tmp_path / "train")

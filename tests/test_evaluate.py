@@ -1,0 +1,31 @@
+import numpy as np
+import torch
+from conftest import TINY_ARCH, make_image_folder
+
+from robust_core.datasets import resolve
+from robust_core.evaluate import EvalConfig, MethodSpec, evaluate_alpha_grid, evaluate_per_alpha, linear_is_valid
+from robust_core.models import ClassificationHead, build_classifier, build_zeroshot_head, load_clip
+from robust_core.store import StoreWriter
+
+
+def test_decode_once_equals_per_alpha_loop(tmp_path):
+    torch.manual_seed(0)
+    model, preprocess, tokenizer = load_clip(TINY_ARCH)
+    zs = build_classifier(model, build_zeroshot_head(model, tokenizer, ["cat", "dog", "fish"], ["a {c}."])).eval()
+    theta0 = {k: v.clone() for k, v in zs.state_dict().items()}
+    theta_e2e = {k: v + 0.05 * torch.randn_like(v) for k, v in theta0.items()}
+    theta_lin = dict(theta0, **{"head.weight": theta0["head.weight"] + torch.randn(3, 32), "head.bias": torch.randn(3)})
+    assert not linear_is_valid(theta0, theta_e2e) and linear_is_valid(theta0, theta_lin)
+    alphas = [0.0, 0.3, 0.7, 1.0]
+    methods = [MethodSpec("ft", theta0, theta_e2e, alphas), MethodSpec("lp", theta0, theta_lin, alphas, linear=True)]
+    evalset = resolve("id", root=make_image_folder(tmp_path / "id", per_class=7), transform=preprocess)
+    writer = StoreWriter(tmp_path / "store", {"t": 1}, logits_dtype="float32")
+    config = EvalConfig(batch_size=5, chunk_batches=2, num_workers=0, progress=False, feature_rows=10)
+    evaluate_alpha_grid(zs, methods, [evalset], writer, config)
+    for spec in methods:
+        reference = evaluate_per_alpha(zs, spec, evalset, config)
+        for alpha in alphas:
+            got = np.load(writer._part(spec.name, "id", alpha))
+            np.testing.assert_allclose(got, reference[alpha], atol=1e-4, rtol=1e-4)
+    feats = np.load(tmp_path / "store" / "features" / "ft" / "id.npy")
+    assert feats.shape[:2] == (2, 10)
