@@ -72,13 +72,24 @@ def default_family() -> list[BaselineSpec]:
     return specs
 
 
-def train_standard_model(spec: BaselineSpec, train_set: Dataset, n_classes: int, device: str = "auto", progress: bool = False) -> StandardModel:
+def train_standard_model(
+    spec: BaselineSpec, train_set: Dataset, n_classes: int, device: str = "auto", progress: bool = False
+) -> StandardModel:
     """Train one standard model from scratch with cross-entropy (BatchNorm updating, as usual)."""
     set_seed(spec.seed)
     model = StandardModel(spec.width, spec.depth, n_classes)
     config = FinetuneConfig(
-        method=spec.name, epochs=spec.epochs, lr=spec.lr, weight_decay=5e-4, batch_size=128, warmup_steps=20,
-        freeze_bn=False, seed=spec.seed, device=device, progress=progress, num_workers=0,
+        method=spec.name,
+        epochs=spec.epochs,
+        lr=spec.lr,
+        weight_decay=5e-4,
+        batch_size=128,
+        warmup_steps=20,
+        freeze_bn=False,
+        seed=spec.seed,
+        device=device,
+        progress=progress,
+        num_workers=0,
     )
     model, _ = train_classifier(model, train_set, config)
     return model.eval()

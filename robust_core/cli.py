@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name, help_):
-        return sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name, help=help_, description=help_, epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter
+        )
 
     def model_args(p):
         p.add_argument("--arch", required=True, help="open_clip architecture (open_clip.list_models()), e.g. ViT-B-32")
@@ -146,11 +148,22 @@ def cmd_finetune(args) -> int:
     zeroshot = build_classifier(model, head).eval()
     out = Path(args.out)
     pretrained = args.pretrained or args.checkpoint
-    save_classifier(zeroshot, out / "zeroshot.safetensors", CheckpointInfo(args.arch, pretrained, "zeroshot", classnames, {"templates": templates}))
+    save_classifier(
+        zeroshot, out / "zeroshot.safetensors", CheckpointInfo(args.arch, pretrained, "zeroshot", classnames, {"templates": templates})
+    )
     freeze = {"auto": None, "yes": True, "no": False}[args.freeze_bn]
     config = FinetuneConfig(
-        method=args.method, epochs=args.epochs, lr=args.lr, weight_decay=args.wd, batch_size=args.batch_size or 512,
-        warmup_steps=args.warmup, freeze_bn=freeze, lp_l2=args.lp_l2, seed=args.seed, device=args.device, amp=args.amp,
+        method=args.method,
+        epochs=args.epochs,
+        lr=args.lr,
+        weight_decay=args.wd,
+        batch_size=args.batch_size or 512,
+        warmup_steps=args.warmup,
+        freeze_bn=freeze,
+        lp_l2=args.lp_l2,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
         num_workers=args.workers,
     )
     classifier, info = finetune(model, tokenizer, zeroshot, train.dataset, classnames, templates, config, out)
@@ -166,7 +179,7 @@ def cmd_eval(args) -> int:
     from .datasets import head_classnames_for, resolve, templates_for
     from .evaluate import EvalConfig, MethodSpec, linear_is_valid
     from .finetune import init_distributed
-    from .models import load_state_dict, read_checkpoint_info, sha256_file, build_classifier, build_zeroshot_head
+    from .models import build_classifier, build_zeroshot_head, load_state_dict, read_checkpoint_info, sha256_file
     from .pipeline import build_store
     from .templates import get_templates
     from .wise import check_compatible, parse_alphas
@@ -190,32 +203,67 @@ def cmd_eval(args) -> int:
         try:
             check_compatible(theta_zeroshot, theta_ft)
         except ValueError as exc:
-            raise SystemExit(f"error: {path} cannot be interpolated with the zero-shot model of {args.arch}: {exc}")
+            raise SystemExit(f"error: {path} cannot be interpolated with the zero-shot model of {args.arch}: {exc}") from exc
         meta = read_checkpoint_info(path) if Path(str(path) + ".json").exists() else {}
         methods.append(
-            MethodSpec(method, theta_zeroshot, theta_ft, alphas, linear=linear_is_valid(theta_zeroshot, theta_ft),
-                       info={"checkpoints": {"finetuned": {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}},
-                             "hyperparameters": meta.get("extra", {}).get("config", {})})
+            MethodSpec(
+                method,
+                theta_zeroshot,
+                theta_ft,
+                alphas,
+                linear=linear_is_valid(theta_zeroshot, theta_ft),
+                info={
+                    "checkpoints": {"finetuned": {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}},
+                    "hyperparameters": meta.get("extra", {}).get("config", {}),
+                },
+            )
         )
     sets = []
     roles = [(args.id, "id")] + ([(args.id_val, "id_val")] if args.id_val else []) + [(s, "shift") for s in args.shift]
     for spec, _ in roles:
         name, root = _split_named(spec)
-        sets.append(resolve(name, root, args.data_root, preprocess, head_classnames=classnames, download=args.download, max_examples=args.max_examples))
+        sets.append(
+            resolve(
+                name, root, args.data_root, preprocess, head_classnames=classnames, download=args.download, max_examples=args.max_examples
+            )
+        )
     out = Path(args.out)
     from .models import CheckpointInfo, save_classifier
 
-    zs_sha = save_classifier(zeroshot, out / "checkpoints" / "zeroshot.safetensors", CheckpointInfo(args.arch, args.pretrained, "zeroshot", classnames, {"templates": templates}))
+    zs_sha = save_classifier(
+        zeroshot,
+        out / "checkpoints" / "zeroshot.safetensors",
+        CheckpointInfo(args.arch, args.pretrained, "zeroshot", classnames, {"templates": templates}),
+    )
     for m in methods:
         m.info["checkpoints"]["zeroshot"] = {"path": "checkpoints/zeroshot.safetensors", "sha256": zs_sha}
     store = build_store(
-        out, zeroshot, methods, sets, sets[0].name, _split_named(args.id_val)[0] if args.id_val else None,
+        out,
+        zeroshot,
+        methods,
+        sets,
+        sets[0].name,
+        _split_named(args.id_val)[0] if args.id_val else None,
         [_split_named(s)[0] for s in args.shift],
-        provenance={"model": {"arch": args.arch, "pretrained": args.pretrained, "checkpoint": args.checkpoint,
-                              "checkpoint_sha256": sha256_file(args.checkpoint) if args.checkpoint else None},
-                    "templates": templates, "alphas": alphas, "command": " ".join(sys.argv)},
-        eval_config=EvalConfig(batch_size=args.batch_size or 256, chunk_batches=args.chunk_batches, num_workers=args.workers,
-                               feature_rows=args.feature_rows, amp=args.amp, device=args.device),
+        provenance={
+            "model": {
+                "arch": args.arch,
+                "pretrained": args.pretrained,
+                "checkpoint": args.checkpoint,
+                "checkpoint_sha256": sha256_file(args.checkpoint) if args.checkpoint else None,
+            },
+            "templates": templates,
+            "alphas": alphas,
+            "command": " ".join(sys.argv),
+        },
+        eval_config=EvalConfig(
+            batch_size=args.batch_size or 256,
+            chunk_batches=args.chunk_batches,
+            num_workers=args.workers,
+            feature_rows=args.feature_rows,
+            amp=args.amp,
+            device=args.device,
+        ),
         logits_dtype=args.logits_dtype,
     )
     if store is not None:
@@ -316,8 +364,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     handler = {
-        "finetune": cmd_finetune, "eval": cmd_eval, "info": cmd_info, "export": cmd_export,
-        "demo": cmd_demo, "datasets": cmd_datasets,
+        "finetune": cmd_finetune,
+        "eval": cmd_eval,
+        "info": cmd_info,
+        "export": cmd_export,
+        "demo": cmd_demo,
+        "datasets": cmd_datasets,
     }[args.command]
     try:
         return handler(args)

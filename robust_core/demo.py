@@ -42,7 +42,7 @@ class DemoConfig:
     pretrain_epochs: int = 4  # contrastive epochs over the captioned set
     pretrain_lr: float = 1e-3
     pretrain_batch: int = 256
-    finetune_epochs: int = 10  # FT / LP-FT / FLYP epochs on the ID training set
+    finetune_epochs: int = 6  # FT / LP-FT / FLYP epochs on the ID training set
     finetune_lr: float = 1e-4
     flyp_lr: float = 1e-4
     finetune_batch: int = 128
@@ -94,6 +94,21 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
     out = Path(out)
     build = out / "_build"
     build.mkdir(parents=True, exist_ok=True)
+    # Cached intermediate results are reused only when everything they depend on is unchanged.
+    from .models import _CONFIG_DIR
+
+    arch_file = _CONFIG_DIR / f"{config.arch}.json"
+    key = json.dumps(
+        {"config": asdict(config), "arch": arch_file.read_text() if arch_file.exists() else config.arch}, sort_keys=True, default=str
+    )
+    key_file = build / "key.json"
+    if not key_file.exists() or key_file.read_text() != key:
+        import shutil
+
+        shutil.rmtree(build / "ckpt", ignore_errors=True)
+        for stale in ("clip_pretrained.safetensors", "pretrain.resume.pt"):
+            (build / stale).unlink(missing_ok=True)
+        key_file.write_text(key)
     timings: dict[str, float] = {}
     t_all = time.time()
     set_seed(config.seed)
@@ -134,13 +149,26 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
         captions = data["pretrain"]["captions"]
         pretrain_set = TensorImageDataset(data["pretrain"]["images"], np.arange(len(captions)), mean, std)
         cfg = FinetuneConfig(
-            method="pretrain", epochs=config.pretrain_epochs, lr=config.pretrain_lr, weight_decay=0.1,
-            batch_size=config.pretrain_batch, warmup_steps=50, freeze_bn=False, seed=config.seed, device=device, num_workers=0,
+            method="pretrain",
+            epochs=config.pretrain_epochs,
+            lr=config.pretrain_lr,
+            weight_decay=0.1,
+            batch_size=config.pretrain_batch,
+            warmup_steps=50,
+            freeze_bn=False,
+            seed=config.seed,
+            device=device,
+            num_workers=0,
         )
         _log(f"pretraining {config.arch} contrastively ({config.pretrain_epochs} epochs)...")
         model, _ = contrastive_train(
-            model, tokenizer, pretrain_set, lambda idx, rng: [str(captions[int(i)]) for i in idx], cfg,
-            resume_path=build / "pretrain.resume.pt", desc="pretrain",
+            model,
+            tokenizer,
+            pretrain_set,
+            lambda idx, rng: [str(captions[int(i)]) for i in idx],
+            cfg,
+            resume_path=build / "pretrain.resume.pt",
+            desc="pretrain",
         )
         from safetensors.torch import save_file
 
@@ -154,7 +182,9 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
     head = build_zeroshot_head(model, tokenizer, classnames, templates)
     zeroshot = build_classifier(model, head).eval()
     theta_zeroshot = {k: v.detach().clone() for k, v in zeroshot.state_dict().items()}
-    zs_sha = save_classifier(zeroshot, build / "ckpt" / "zeroshot.safetensors", CheckpointInfo(config.arch, None, "zeroshot", classnames, {}))
+    zs_sha = save_classifier(
+        zeroshot, build / "ckpt" / "zeroshot.safetensors", CheckpointInfo(config.arch, None, "zeroshot", classnames, {})
+    )
 
     def dataset(split):
         return TensorImageDataset(data[split]["images"], data[split]["labels"], mean, std)
@@ -168,9 +198,17 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
         t = time.time()
         ckpt = build / "ckpt" / f"{method}.safetensors"
         cfg = FinetuneConfig(
-            method=method, epochs=config.finetune_epochs, lr=config.flyp_lr if method == "flyp" else config.finetune_lr,
-            weight_decay=0.1, batch_size=config.finetune_batch, warmup_steps=config.warmup_steps, freeze_bn=None,
-            lp_l2=config.lp_l2, seed=config.seed, device=device, num_workers=0,
+            method=method,
+            epochs=config.finetune_epochs,
+            lr=config.flyp_lr if method == "flyp" else config.finetune_lr,
+            weight_decay=0.1,
+            batch_size=config.finetune_batch,
+            warmup_steps=config.warmup_steps,
+            freeze_bn=None,
+            lp_l2=config.lp_l2,
+            seed=config.seed,
+            device=device,
+            num_workers=0,
         )
         _log(f"fine-tuning: {method}")
         from .models import load_state_dict
@@ -185,7 +223,11 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
             sha = save_classifier(classifier, ckpt, CheckpointInfo(config.arch, None, method, classnames, ft_info))
         methods.append(
             MethodSpec(
-                method, theta_zeroshot, theta_finetuned, alphas, linear=method == "lp",
+                method,
+                theta_zeroshot,
+                theta_finetuned,
+                alphas,
+                linear=method == "lp",
                 info={
                     "label": {"ft": "FT (end-to-end)", "lp": "LP (linear probe)", "lpft": "LP-FT", "flyp": "FLYP"}[method],
                     "checkpoints": {
@@ -221,15 +263,23 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
         examples = pd.DataFrame(rows, columns=["dataset", "index", "label", "png"])
     _log("evaluating the alpha grid on every set")
     store = build_store(
-        out, zeroshot, methods, evalsets, "id-test", "id-val", list(world.SHIFTS),
+        out,
+        zeroshot,
+        methods,
+        evalsets,
+        "id-test",
+        "id-val",
+        list(world.SHIFTS),
         provenance={
             "model": {"arch": config.arch, "pretrained": "demo contrastive pretraining (robust_core.demo)"},
             "demo_config": json.loads(json.dumps(asdict(config), default=str)),
             "templates": templates,
         },
-        baselines=baselines, baseline_info=baseline_info,
+        baselines=baselines,
+        baseline_info=baseline_info,
         eval_config=EvalConfig(batch_size=512, chunk_batches=4, num_workers=0, feature_rows=1000, device=device, progress=False),
-        name="demo", examples=examples,
+        name="demo",
+        examples=examples,
         description="Embedded demo: a tiny CLIP pretrained here on rendered glyphs, fine-tuned on 36 plain-font classes, "
         "evaluated on 8 shifts. Built by `python -m robust_core demo`.",
     )

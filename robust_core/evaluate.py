@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -131,10 +131,7 @@ def evaluate_alpha_grid(
     for d_i, evalset in enumerate(evalsets):
         if d_i % world != rank:
             continue
-        todo = {
-            spec.name: [a for a in spec.alphas if not writer.has_part(spec.name, evalset.name, a)]
-            for spec in methods
-        }
+        todo = {spec.name: [a for a in spec.alphas if not writer.has_part(spec.name, evalset.name, a)] for spec in methods}
         todo_baselines = [b for b in baselines if not writer.has_baseline(b, evalset.name)]
         if not any(todo.values()) and not todo_baselines and writer.has_labels(evalset.name):
             continue

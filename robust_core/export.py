@@ -1,6 +1,6 @@
 """Export theta(alpha) of a stored run as safetensors, with a JSON of its metrics beside it.
 
-    python -m robust_core export cache/demo --method ft --alpha 0.5 --out wise_ft_0.5.safetensors
+python -m robust_core export cache/demo --method ft --alpha 0.5 --out wise_ft_0.5.safetensors
 """
 
 from __future__ import annotations

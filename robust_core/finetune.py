@@ -26,9 +26,9 @@ import copy
 import math
 import os
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -176,10 +176,7 @@ def fit_linear_probe(
     ratio = float(weight.norm() / w0.norm())
     info = {"train_loss": final_loss, "train_accuracy": train_acc, "head_norm_ratio": ratio}
     if not 0.2 < ratio < 5:
-        info["warning"] = (
-            f"LP head norm is {ratio:.2f}x the zero-shot head's; interpolation will mostly rescale logits. "
-            "Increase --lp-l2."
-        )
+        info["warning"] = f"LP head norm is {ratio:.2f}x the zero-shot head's; interpolation will mostly rescale logits. Increase --lp-l2."
     return ClassificationHead(weight.detach(), bias.detach()), info
 
 

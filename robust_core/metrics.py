@@ -13,7 +13,6 @@ Diversity follows WiSE-FT section 5.1 / appendix E; the label-free OOD estimate 
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Sequence
 
 import numpy as np
 from scipy import stats

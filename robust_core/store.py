@@ -27,9 +27,9 @@ import datetime as _dt
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -182,7 +182,7 @@ class StoreWriter:
         del out
         os.replace(tmp, target)
 
-    def finalize(self, manifest: dict, topk: int = TOPK) -> "Store":
+    def finalize(self, manifest: dict, topk: int = TOPK) -> Store:
         """Consolidate parts, derive top-k and the summary table, then write the manifest.
 
         ``manifest`` must hold ``run`` ({id, id_val, shifts}), ``datasets`` ({name: {classnames, ...}})
@@ -240,7 +240,11 @@ def _index_files(root: Path) -> dict:
     files = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if not path.is_file() or rel in ("manifest.json", "run_config.json") or rel.startswith(("_parts", "checkpoints")):
+        if (
+            not path.is_file()
+            or rel in ("manifest.json", "run_config.json")
+            or rel.startswith(("_parts", "_build", "checkpoints", "exports"))
+        ):
             continue
         if path.name.endswith(".tmp"):
             continue
@@ -416,8 +420,7 @@ def _check_consistency(store: Store) -> None:
             want = [len(store.manifest["methods"][method]["alphas"]), n, len(info["classnames"])]
             if entry["shape"] != want:
                 raise StoreError(
-                    f"{store.path}/logits/{method}/{ds}.npy has shape {entry['shape']}, expected {want} "
-                    "(alphas x examples x classes)."
+                    f"{store.path}/logits/{method}/{ds}.npy has shape {entry['shape']}, expected {want} (alphas x examples x classes)."
                 )
 
 

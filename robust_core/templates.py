@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 _FILE = Path(__file__).parent / "templates.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _all() -> dict[str, list[str]]:
     data = json.loads(_FILE.read_text())
     data.pop("_doc", None)

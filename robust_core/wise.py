@@ -10,7 +10,7 @@ always labelled as such, never as WiSE-FT. For a linear head on frozen features 
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,8 +39,7 @@ def check_compatible(theta_zeroshot: Mapping[str, torch.Tensor], theta_finetuned
     ]
     if bad_shape:
         raise InterpolationError(
-            f"Shape mismatch for {len(bad_shape)} tensors: {bad_shape[:5]}. Were the heads built for "
-            "different class lists?"
+            f"Shape mismatch for {len(bad_shape)} tensors: {bad_shape[:5]}. Were the heads built for different class lists?"
         )
     bad_dtype = [
         f"{k}: {theta_zeroshot[k].dtype} vs {theta_finetuned[k].dtype}"
@@ -48,9 +47,7 @@ def check_compatible(theta_zeroshot: Mapping[str, torch.Tensor], theta_finetuned
         if theta_zeroshot[k].dtype != theta_finetuned[k].dtype
     ]
     if bad_dtype:
-        raise InterpolationError(
-            f"Dtype mismatch for {len(bad_dtype)} tensors: {bad_dtype[:5]}. Cast both models to one dtype first."
-        )
+        raise InterpolationError(f"Dtype mismatch for {len(bad_dtype)} tensors: {bad_dtype[:5]}. Cast both models to one dtype first.")
 
 
 def interpolate(

@@ -4,7 +4,7 @@ from conftest import TINY_ARCH, make_image_folder
 
 from robust_core.datasets import resolve
 from robust_core.evaluate import EvalConfig, MethodSpec, evaluate_alpha_grid, evaluate_per_alpha, linear_is_valid
-from robust_core.models import ClassificationHead, build_classifier, build_zeroshot_head, load_clip
+from robust_core.models import build_classifier, build_zeroshot_head, load_clip
 from robust_core.store import StoreWriter
 
 

@@ -26,8 +26,18 @@ def _setup(tmp_path):
 
 
 def _build(out, zs, method, sets, **kw):
-    return build_store(out, zs, [method], sets, "id", None, ["shift"], provenance={"test": True},
-                       eval_config=EvalConfig(batch_size=4, chunk_batches=2, num_workers=0, progress=False), **kw)
+    return build_store(
+        out,
+        zs,
+        [method],
+        sets,
+        "id",
+        None,
+        ["shift"],
+        provenance={"test": True},
+        eval_config=EvalConfig(batch_size=4, chunk_batches=2, num_workers=0, progress=False),
+        **kw,
+    )
 
 
 def test_store_roundtrip_and_resume_is_identical(tmp_path, monkeypatch):

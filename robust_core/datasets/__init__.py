@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -86,32 +86,32 @@ def get_spec(name: str) -> dict:
     return reg[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def imagenet_wnids() -> tuple[str, ...]:
     with open(_META / "imagenet1k_wnids.csv") as fh:
         return tuple(row["wnid"] for row in csv.DictReader(fh))
 
 
-@lru_cache(maxsize=None)
+@cache
 def imagenet_classnames() -> tuple[str, ...]:
     from open_clip import IMAGENET_CLASSNAMES
 
     return tuple(IMAGENET_CLASSNAMES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _subset_table(table: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
     with open(_META / table) as fh:
         rows = list(csv.DictReader(fh))
     return tuple(int(r["imagenet_index"]) for r in rows), tuple(r["wnid"] for r in rows)
 
 
-@lru_cache(maxsize=None)
+@cache
 def objectnet_classes() -> tuple[dict, ...]:
     return tuple(json.loads((_META / "objectnet_classes.json").read_text()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cifar_meta() -> dict:
     return json.loads((_META / "cifar10_stl10_classes.json").read_text())
 
@@ -357,9 +357,7 @@ def _build_registered(name: str, spec: dict, root: Path, transform, download: bo
         import torchvision
 
         try:
-            dataset = torchvision.datasets.CIFAR10(
-                str(root), train=spec.get("split") == "train", transform=transform, download=download
-            )
+            dataset = torchvision.datasets.CIFAR10(str(root), train=spec.get("split") == "train", transform=transform, download=download)
         except RuntimeError as exc:
             raise DatasetError(f"CIFAR-10 not found under {root} ({exc}); pass --download to fetch it.") from exc
     elif loader == "torchvision_stl10":

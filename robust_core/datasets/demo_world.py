@@ -18,7 +18,7 @@ import os
 import subprocess
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +43,45 @@ SHIFTS = (
 
 # Font families held out of pretraining and ID (matched against the font's path, lower case).
 HANDWRITING_KEYS = (
-    "dkg-handwriting", "breip", "bwht", "femkeklaver", "humor-sans", "humor", "comic-neue", "comicneue",
-    "dancingscript", "kaushanscript", "kristi", "rufscript", "sjfonts", "tomsontalks", "leckerli", "lobster",
-    "isabella", "cabinsketch", "havana", "joscelyn", "yusei",
+    "dkg-handwriting",
+    "breip",
+    "bwht",
+    "femkeklaver",
+    "humor-sans",
+    "humor",
+    "comic-neue",
+    "comicneue",
+    "dancingscript",
+    "kaushanscript",
+    "kristi",
+    "rufscript",
+    "sjfonts",
+    "tomsontalks",
+    "leckerli",
+    "lobster",
+    "isabella",
+    "cabinsketch",
+    "havana",
+    "joscelyn",
+    "yusei",
 )
 DECORATIVE_KEYS = (
-    "unifont", "sixtyfour", "dotgothic", "train", "f500", "radisnoir", "gotico", "bebas", "yanone", "ocr-a",
-    "ocr-b", "ocra", "ocrb", "beteckna", "opendyslexic", "averia",
+    "unifont",
+    "sixtyfour",
+    "dotgothic",
+    "train",
+    "f500",
+    "radisnoir",
+    "gotico",
+    "bebas",
+    "yanone",
+    "ocr-a",
+    "ocr-b",
+    "ocra",
+    "ocrb",
+    "beteckna",
+    "opendyslexic",
+    "averia",
 )
 # Plain families used for the ID task (also seen in pretraining, as in real CLIP data).
 ID_FONT_KEYS = ("dejavusans.ttf", "liberationsans-regular", "freesans.ttf", "nimbussans-regular", "lato-regular", "roboto-regular")
@@ -104,7 +136,7 @@ def _usable(path: str) -> bool:
         return False
 
 
-@lru_cache(maxsize=None)
+@cache
 def discover_fonts() -> dict[str, list[str]]:
     """Split usable system fonts into ``id``, ``pretrain``, ``decorative`` and ``handwriting`` groups."""
     files = [f for f in _font_files() if _usable(f)]
@@ -131,13 +163,28 @@ def discover_fonts() -> dict[str, list[str]]:
 
 
 # ---------------------------------------------------------------------------------------- rendering
-@lru_cache(maxsize=None)
+@cache
 def _backgrounds() -> list[np.ndarray]:
     """Photo textures from scikit-image's bundled images, as float RGB in [0, 1]."""
     import skimage.data as sd
 
     out = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "coins", "moon", "page", "text", "retina", "immunohistochemistry", "colorwheel"):
+    for name in (
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "brick",
+        "grass",
+        "gravel",
+        "coins",
+        "moon",
+        "page",
+        "text",
+        "retina",
+        "immunohistochemistry",
+        "colorwheel",
+    ):
         img = np.asarray(getattr(sd, name)(), dtype=np.float32)
         img = img / 255.0 if img.max() > 1.5 else img
         if img.ndim == 2:
@@ -153,8 +200,17 @@ def _font(path: str, size: int):
     return ImageFont.truetype(path, size)
 
 
-def _glyph_mask(char: str, font_path: str, size: int, rng: np.random.Generator, rotation: float, scale: float,
-                outline: bool, canvas: int = 32, jitter: float = 2.0) -> np.ndarray:
+def _glyph_mask(
+    char: str,
+    font_path: str,
+    size: int,
+    rng: np.random.Generator,
+    rotation: float,
+    scale: float,
+    outline: bool,
+    canvas: int = 32,
+    jitter: float = 2.0,
+) -> np.ndarray:
     """Render one glyph as a float mask in [0, 1] on a ``canvas`` square (supersampled 2x)."""
     from PIL import Image, ImageDraw, ImageFilter
 
@@ -170,7 +226,9 @@ def _glyph_mask(char: str, font_path: str, size: int, rng: np.random.Generator, 
         draw.text((x, y), char, fill=255, font=font, stroke_width=2, stroke_fill=255)
         inner = Image.new("L", (big, big), 0)
         ImageDraw.Draw(inner).text((x, y), char, fill=255, font=font)
-        img = Image.fromarray(np.clip(np.asarray(img, np.int16) - np.asarray(inner.filter(ImageFilter.MinFilter(3)), np.int16), 0, 255).astype(np.uint8))
+        img = Image.fromarray(
+            np.clip(np.asarray(img, np.int16) - np.asarray(inner.filter(ImageFilter.MinFilter(3)), np.int16), 0, 255).astype(np.uint8)
+        )
     else:
         draw.text((x, y), char, fill=255, font=font)
     if rotation:
@@ -200,9 +258,18 @@ def _background(rng: np.random.Generator, kind: str, canvas: int = 32) -> np.nda
 
 
 _COLOURS = {
-    "black": (0.05, 0.05, 0.05), "white": (0.97, 0.97, 0.97), "red": (0.85, 0.1, 0.1), "green": (0.1, 0.65, 0.15),
-    "blue": (0.1, 0.2, 0.85), "yellow": (0.95, 0.85, 0.1), "orange": (0.95, 0.55, 0.05), "purple": (0.55, 0.15, 0.7),
-    "grey": (0.5, 0.5, 0.5), "pink": (0.95, 0.5, 0.7), "brown": (0.5, 0.3, 0.1), "cyan": (0.1, 0.8, 0.85),
+    "black": (0.05, 0.05, 0.05),
+    "white": (0.97, 0.97, 0.97),
+    "red": (0.85, 0.1, 0.1),
+    "green": (0.1, 0.65, 0.15),
+    "blue": (0.1, 0.2, 0.85),
+    "yellow": (0.95, 0.85, 0.1),
+    "orange": (0.95, 0.55, 0.05),
+    "purple": (0.55, 0.15, 0.7),
+    "grey": (0.5, 0.5, 0.5),
+    "pink": (0.95, 0.5, 0.7),
+    "brown": (0.5, 0.3, 0.1),
+    "cyan": (0.1, 0.8, 0.85),
 }
 
 
@@ -365,7 +432,7 @@ def sklearn_digits(n: int, seed: int, canvas: int = 32) -> tuple[np.ndarray, np.
 @dataclass
 class DemoWorldConfig:
     seed: int = 0  # all rendering is a function of this seed
-    n_pretrain: int = 60000  # captioned pretraining images (62 characters, all non-held-out fonts)
+    n_pretrain: int = 48000  # captioned pretraining images (62 characters, all non-held-out fonts)
     n_id_train: int = 7200  # ID training images (36 classes, balanced)
     n_id_val: int = 720  # ID held-out validation (for choosing alpha)
     n_id_test: int = 1080  # ID test
@@ -401,7 +468,9 @@ def render_world(config: DemoWorldConfig, progress=None) -> dict[str, dict]:
             images, labels = sklearn_digits(config.n_shift, int(s[0]) % (2**32))
         else:
             labels = np.arange(config.n_shift) % len(ID_CHARS)
-            images = np.stack(_map(_shift_sample, [(int(s[i]), shift, int(labels[i]), fonts) for i in range(config.n_shift)], config.workers))
+            images = np.stack(
+                _map(_shift_sample, [(int(s[i]), shift, int(labels[i]), fonts) for i in range(config.n_shift)], config.workers)
+            )
         out[shift] = {"images": images, "labels": labels.astype(np.int64)}
         if progress:
             progress(shift, len(labels))

@@ -1,0 +1,338 @@
+"""Plotly figure builders. They draw numbers computed by ``robust_core``; they compute none."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from robust_core import metrics
+from robust_core.analysis import OOD_AVG
+
+PALETTE = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+    "#393b79",
+    "#637939",
+]
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def tradeoff_figure(
+    wise: pd.DataFrame, ensemble: pd.DataFrame, id_name: str, shifts: list[str], alpha: float, show_shifts: bool = True
+) -> go.Figure:
+    fig = go.Figure()
+    columns = [id_name, OOD_AVG] + (shifts if show_shifts else [])
+    for k, col in enumerate(columns):
+        colour = "#000000" if col == id_name else "#d62728" if col == OOD_AVG else PALETTE[(k + 2) % len(PALETTE)]
+        width = 3.5 if col in (id_name, OOD_AVG) else 1.4
+        name = f"{col} (ID)" if col == id_name else col
+        fig.add_trace(
+            go.Scatter(
+                x=wise.index,
+                y=100 * wise[col],
+                mode="lines+markers",
+                name=f"{name} · WiSE-FT",
+                line=dict(color=colour, width=width),
+                marker=dict(size=5),
+                legendgroup=col,
+                hovertemplate=f"<b>{name}</b> WiSE-FT<br>α=%{{x:.2f}}<br>accuracy=%{{y:.2f}}%<extra></extra>",
+            )
+        )
+        if col in (id_name, OOD_AVG):
+            fig.add_trace(
+                go.Scatter(
+                    x=ensemble.index,
+                    y=100 * ensemble[col],
+                    mode="lines",
+                    name=f"{name} · output-space ensemble",
+                    line=dict(color=colour, width=2, dash="dash"),
+                    legendgroup=col,
+                    hovertemplate=f"<b>{name}</b> output-space ensemble<br>α=%{{x:.2f}}<br>accuracy=%{{y:.2f}}%<extra></extra>",
+                )
+            )
+    fig.add_vline(x=alpha, line=dict(color="#555", width=1.5, dash="dot"), annotation_text=f"α={alpha:.2f}", annotation_position="top")
+    for col in (id_name, OOD_AVG):
+        i = int(np.abs(wise.index.to_numpy() - alpha).argmin())
+        fig.add_trace(
+            go.Scatter(
+                x=[wise.index[i]],
+                y=[100 * wise[col].iloc[i]],
+                mode="markers",
+                showlegend=False,
+                marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color="#000", width=2)),
+                hoverinfo="skip",
+            )
+        )
+    fig.update_layout(
+        xaxis_title="α (0 = zero-shot, 1 = fine-tuned)",
+        yaxis_title="top-1 accuracy (%)",
+        height=520,
+        legend=dict(orientation="v", x=1.02, y=1),
+        margin=dict(l=60, r=20, t=40, b=50),
+        hovermode="closest",
+    )
+    return fig
+
+
+def _axis(lo: float, hi: float, transform: str, title: str) -> dict:
+    tickvals, ticktext = metrics.axis_ticks(lo, hi, transform)
+    lo_t, hi_t = metrics.transform([lo, hi], transform)
+    return dict(title=title, tickvals=tickvals, ticktext=ticktext, range=[float(lo_t), float(hi_t)], zeroline=False)
+
+
+def er_figure(
+    er: dict,
+    transform: str,
+    alpha: float,
+    id_label: str,
+    target_label: str,
+    method_label: str,
+    overlays: pd.DataFrame | None = None,
+    show_cloud: bool = True,
+) -> go.Figure:
+    """ID (x) vs OOD (y) accuracy on transformed axes with the baseline line and the WiSE-FT curve."""
+    T = lambda a: metrics.transform(np.asarray(a, float), transform)  # noqa: E731
+    fig = go.Figure()
+    curve, base = er["curve"], er["baseline"]
+    xs = [curve.x, er["endpoints"].x]
+    ys = [curve.y, er["endpoints"].y]
+    if base.get("source"):
+        pts = base["points"]
+        shown = pts[pts.in_plot] if "in_plot" in pts else pts
+        if show_cloud:
+            fig.add_trace(
+                go.Scatter(
+                    x=T(shown.x),
+                    y=T(shown.y),
+                    mode="markers",
+                    name=f"standard models ({base['source']})",
+                    marker=dict(size=7, color=np.where(shown.fit, "#4c72b0", "#b0b0b0"), opacity=0.65, symbol="circle"),
+                    customdata=np.stack(
+                        [shown.model, 100 * shown.x, 100 * shown.y, shown.get("rho", pd.Series(np.nan, index=shown.index))], axis=1
+                    ),
+                    hovertemplate="<b>%{customdata[0]}</b><br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<br>ρ=%{customdata[3]:+.2f} pts<extra></extra>",
+                )
+            )
+            xs.append(shown.x)
+            ys.append(shown.y)
+        lo_b, hi_b = base["band"]
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([T(base["grid"]), T(base["grid"])[::-1]]),
+                y=np.concatenate([T(hi_b), T(lo_b)[::-1]]),
+                fill="toself",
+                fillcolor="rgba(76,114,176,0.15)",
+                line=dict(width=0),
+                name="95% bootstrap band",
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=T(base["grid"]),
+                y=T(base["line"]),
+                mode="lines",
+                line=dict(color="#4c72b0", width=2.5),
+                name=f"baseline fit (slope {base['slope']:.2f}, intercept {base['intercept']:.2f})",
+                hoverinfo="skip",
+            )
+        )
+    if overlays is not None and len(overlays):
+        symbols = {"open_clip zero-shot": "diamond", "model soups (ViT-B/32 fine-tunes)": "square", "papers (WiSE-FT, FLYP)": "star"}
+        for k, (source, rows) in enumerate(overlays.groupby("source")):
+            fig.add_trace(
+                go.Scatter(
+                    x=T(rows.x),
+                    y=T(rows.y),
+                    mode="markers",
+                    name=source,
+                    marker=dict(size=9, symbol=symbols.get(source, "x"), color=PALETTE[(k + 4) % len(PALETTE)], opacity=0.75),
+                    customdata=np.stack([rows.label, 100 * rows.x, 100 * rows.y], axis=1),
+                    hovertemplate="<b>%{customdata[0]}</b><br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<extra>"
+                    + source
+                    + "</extra>",
+                )
+            )
+            xs.append(rows.x)
+            ys.append(rows.y)
+    ens = er["ensemble"]
+    fig.add_trace(
+        go.Scatter(
+            x=T(ens.x),
+            y=T(ens.y),
+            mode="lines",
+            line=dict(color="#ff7f0e", width=2, dash="dash"),
+            name="output-space ensemble (not WiSE-FT)",
+            customdata=np.stack([ens.alpha, 100 * ens.x, 100 * ens.y], axis=1),
+            hovertemplate="output-space ensemble α=%{customdata[0]:.2f}<br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<extra></extra>",
+        )
+    )
+    rho = curve["rho"] if "rho" in curve else pd.Series(np.nan, index=curve.index)
+    fig.add_trace(
+        go.Scatter(
+            x=T(curve.x),
+            y=T(curve.y),
+            mode="lines+markers",
+            name=f"WiSE-FT {method_label} (α grid)",
+            line=dict(color="#d62728", width=3),
+            marker=dict(size=7),
+            customdata=np.stack([curve.alpha, 100 * curve.x, 100 * curve.y, rho], axis=1),
+            error_x=dict(
+                type="data",
+                symmetric=False,
+                array=T(curve.x_hi) - T(curve.x),
+                arrayminus=T(curve.x) - T(curve.x_lo),
+                thickness=1,
+                width=0,
+                color="rgba(214,39,40,0.5)",
+            ),
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=T(curve.y_hi) - T(curve.y),
+                arrayminus=T(curve.y) - T(curve.y_lo),
+                thickness=1,
+                width=0,
+                color="rgba(214,39,40,0.5)",
+            ),
+            hovertemplate="WiSE-FT α=%{customdata[0]:.2f}<br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<br>ρ=%{customdata[3]:+.2f} pts<extra></extra>",
+        )
+    )
+    i = int(np.abs(curve.alpha.to_numpy() - alpha).argmin())
+    fig.add_trace(
+        go.Scatter(
+            x=[T(curve.x.iloc[i])],
+            y=[T(curve.y.iloc[i])],
+            mode="markers",
+            name=f"current α={curve.alpha.iloc[i]:.2f}",
+            marker=dict(size=20, color="rgba(255,215,0,0.9)", line=dict(color="#000", width=2), symbol="circle"),
+            hoverinfo="skip",
+        )
+    )
+    end = er["endpoints"]
+    for k, row in enumerate(end.itertuples()):
+        is_zs = row.model == "zero-shot"
+        fig.add_trace(
+            go.Scatter(
+                x=[T(row.x)],
+                y=[T(row.y)],
+                mode="markers+text",
+                text=[row.model],
+                textposition="top center",
+                name=row.model,
+                marker=dict(
+                    size=14,
+                    symbol="star" if is_zs else "triangle-up",
+                    color="#2ca02c" if is_zs else PALETTE[(k + 3) % len(PALETTE)],
+                    line=dict(color="#000", width=1),
+                ),
+                hovertemplate=f"<b>{row.model}</b><br>x=%{{customdata[0]:.2f}}%<br>y=%{{customdata[1]:.2f}}%<br>ρ=%{{customdata[2]:+.2f}} pts<extra></extra>",
+                customdata=[[100 * row.x, 100 * row.y, getattr(row, "rho", np.nan)]],
+            )
+        )
+    all_x = np.concatenate([np.asarray(v, float) for v in xs])
+    all_y = np.concatenate([np.asarray(v, float) for v in ys])
+    lo = max(0.003, min(np.nanmin(all_x), np.nanmin(all_y)) * 0.9)
+    hi = min(0.997, max(np.nanmax(all_x), np.nanmax(all_y)) + (1 - max(np.nanmax(all_x), np.nanmax(all_y))) * 0.3)
+    diag = np.linspace(lo, hi, 50)
+    fig.add_trace(
+        go.Scatter(x=T(diag), y=T(diag), mode="lines", line=dict(color="#999", dash="dash", width=1.5), name="y = x", hoverinfo="skip")
+    )
+    scale = {"logit": "logit", "probit": "probit", "linear": "linear"}[transform]
+    fig.update_layout(
+        xaxis=_axis(lo, hi, transform, f"{id_label} accuracy ({scale} scale)"),
+        yaxis=_axis(max(0.003, np.nanmin(all_y) * 0.85), hi, transform, f"{target_label} accuracy ({scale} scale)"),
+        height=620,
+        legend=dict(x=1.02, y=1),
+        margin=dict(l=60, r=20, t=30, b=50),
+        hovermode="closest",
+    )
+    return fig
+
+
+def diversity_figure(table: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for k, col in enumerate(table.columns):
+        fig.add_trace(
+            go.Bar(
+                x=table.index,
+                y=table[col],
+                name=col,
+                marker_color=PALETTE[k],
+                hovertemplate=f"<b>{col}</b><br>%{{x}}: %{{y:.4f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="group", height=420, yaxis_title="zero-shot vs fine-tuned", margin=dict(l=60, r=20, t=30, b=80))
+    return fig
+
+
+def margin_figure(frame: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    colours = {"zero-shot": "#2ca02c", "fine-tuned": "#d62728"}
+    for (model, correct), rows in frame.groupby(["model", "correct"], sort=False):
+        colour = colours.get(model, "#ff7f0e")
+        fig.add_trace(
+            go.Violin(
+                x=[f"{model}"] * len(rows),
+                y=rows.margin,
+                name=f"{model} · {correct}",
+                legendgroup=model,
+                scalegroup=model,
+                side="negative" if correct == "incorrect" else "positive",
+                line_color=colour,
+                fillcolor=colour if correct == "correct" else "rgba(150,150,150,0.5)",
+                opacity=0.7,
+                meanline_visible=True,
+                points=False,
+                hoverinfo="y+name",
+            )
+        )
+    fig.update_layout(
+        violingap=0.1, violinmode="overlay", height=460, yaxis_title="margin: top-1 − top-2 output", margin=dict(l=60, r=20, t=30, b=50)
+    )
+    return fig
+
+
+def per_class_figure(table: pd.DataFrame, column: str, title: str) -> go.Figure:
+    ordered = table.sort_values(column)
+    colours = np.where(ordered[column] >= 0, "#2ca02c", "#d62728")
+    fig = go.Figure(
+        go.Bar(
+            x=ordered["class"],
+            y=100 * ordered[column],
+            marker_color=colours,
+            customdata=np.stack(
+                [100 * ordered["zero-shot"], 100 * ordered["fine-tuned"], 100 * ordered["theta(alpha)"], ordered["n"]], axis=1
+            ),
+            hovertemplate="<b>%{x}</b><br>Δ=%{y:+.1f} pts<br>zero-shot %{customdata[0]:.1f}%<br>fine-tuned %{customdata[1]:.1f}%<br>θ(α) %{customdata[2]:.1f}%<br>n=%{customdata[3]}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, yaxis_title="accuracy change (points)", height=380, margin=dict(l=60, r=20, t=50, b=80))
+    return fig
+
+
+def label_free_figure(frame: pd.DataFrame, alpha: float) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(x=frame.index, y=100 * frame["true OOD avg"], name="true OOD avg (uses labels)", line=dict(color="#d62728", width=3))
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=frame.index,
+            y=100 * frame["estimated OOD avg"],
+            name="label-free estimate (ALine-D)",
+            line=dict(color="#9467bd", width=2, dash="dash"),
+        )
+    )
+    fig.add_vline(x=alpha, line=dict(color="#555", dash="dot"))
+    fig.update_layout(xaxis_title="α", yaxis_title="OOD avg accuracy (%)", height=360, margin=dict(l=60, r=20, t=30, b=50))
+    return fig

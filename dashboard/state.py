@@ -1,0 +1,138 @@
+"""Shared dashboard state: store discovery and opening (once per process), the sidebar, URL binding.
+
+Only composition lives here; every number comes from ``robust_core.analysis``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from robust_core.analysis import RunView
+from robust_core.store import StoreError, list_stores, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STORE_ROOT = ROOT / "cache"
+DEFAULT_RUN = "demo"
+
+
+def store_root() -> Path:
+    return Path(os.environ.get("ROBUST_STORE_ROOT", DEFAULT_STORE_ROOT))
+
+
+@st.cache_resource(show_spinner="Opening store…")
+def _open(path: str, mtime: float) -> RunView:
+    """One RunView per store and process (arrays memory-mapped, tables cached on the view).
+
+    ``mtime`` of the manifest is part of the key so a rebuilt store is reopened.
+    """
+    return RunView(open_store(path))
+
+
+def open_view(path: Path) -> RunView:
+    manifest = path / "manifest.json"
+    return _open(str(path), manifest.stat().st_mtime if manifest.exists() else 0.0)
+
+
+@dataclass
+class Selection:
+    view: RunView | None
+    run: str
+    method: str | None
+    alpha: float
+    error: str | None = None
+
+
+def _notice(message: str) -> None:
+    st.session_state.setdefault("_notices", []).append(message)
+
+
+def show_notices() -> None:
+    for message in st.session_state.pop("_notices", []):
+        st.warning(message, icon="⚠️")
+
+
+def sidebar() -> Selection:
+    """Run, method and the one alpha shared by all pages, bound to the URL (?run=&method=&alpha=)."""
+    params = st.query_params
+    stores = {p.name: p for p in list_stores(store_root())}
+    st.sidebar.markdown("### Run")
+    if not stores:
+        st.sidebar.error(f"No stores under {store_root()}. Build the demo with `python -m robust_core demo`.")
+        return Selection(None, "", None, 0.5, f"No stores found under {store_root()}.")
+    names = sorted(stores, key=lambda n: (n != DEFAULT_RUN, n))
+    wanted = params.get("run", DEFAULT_RUN)
+    if wanted not in stores:
+        if "run" in params:
+            _notice(f"Run {wanted!r} from the URL does not exist under {store_root()}; showing {names[0]!r}.")
+        wanted = names[0]
+    if st.session_state.get("run") not in stores:
+        st.session_state["run"] = wanted
+    run = st.sidebar.selectbox("Store", names, key="run", help="Run directories under cache/ (or $ROBUST_STORE_ROOT).")
+    try:
+        view = open_view(stores[run])
+    except StoreError as exc:
+        params["run"] = run
+        return Selection(None, run, None, 0.5, str(exc))
+    methods = view.store.methods
+    if st.session_state.get("method") not in methods:
+        url_method = params.get("method")
+        if url_method is not None and url_method not in methods:
+            _notice(f"Method {url_method!r} from the URL is not in run {run!r}; using {methods[0]!r}.")
+        st.session_state["method"] = url_method if url_method in methods else methods[0]
+    method = st.sidebar.selectbox("Fine-tuning method", methods, key="method", format_func=view.method_label)
+    alphas = [float(a) for a in view.alphas(method)]
+    if st.session_state.get("alpha") not in alphas:
+        raw = params.get("alpha")
+        target = 0.5
+        if raw is not None:
+            try:
+                value = float(raw)
+                if not value == value:  # NaN
+                    raise ValueError
+                if value < 0 or value > 1:
+                    _notice(f"alpha={raw} in the URL is outside [0, 1]; clamped to {min(max(value, 0.0), 1.0):g}.")
+                target = min(max(value, 0.0), 1.0)
+            except ValueError:
+                _notice(f"alpha={raw!r} in the URL is not a number; using 0.5.")
+        st.session_state["alpha"] = alphas[min(range(len(alphas)), key=lambda k: abs(alphas[k] - target))]
+    alpha = st.sidebar.select_slider(
+        "Mixing coefficient α",
+        options=alphas,
+        key="alpha",
+        format_func=lambda a: f"{a:.2f}",
+        help="θ(α) = (1 − α)·θ_zero-shot + α·θ_fine-tuned. α = 0 is zero-shot, α = 1 fine-tuned. Shared by all pages.",
+    )
+    params["run"], params["method"], params["alpha"] = run, method, f"{alpha:g}"
+    st.sidebar.caption(f"{view.store.manifest.get('description', '')}")
+    return Selection(view, run, method, float(alpha))
+
+
+def require_view(sel: Selection) -> RunView:
+    """Stop the page with a clear message when the selected store cannot be used."""
+    show_notices()
+    if sel.view is None:
+        st.error(f"This store cannot be opened: {sel.error}", icon="🚫")
+        st.info("Pick another run in the sidebar, or rebuild this one (re-run the command that created it).")
+        st.stop()
+    return sel.view
+
+
+def pct(x: float) -> str:
+    return "–" if x != x else f"{100 * x:.1f}%"
+
+
+def points(x: float) -> str:
+    return "–" if x != x else f"{100 * x:+.1f} pts"
+
+
+def how_to_read(text: str) -> None:
+    with st.expander("How to read this", expanded=False):
+        st.markdown(text)
+
+
+def download_csv(frame, name: str, label: str = "Download CSV") -> None:
+    st.download_button(label, frame.to_csv().encode(), file_name=name, mime="text/csv", key=f"dl-{name}")

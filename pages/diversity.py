@@ -1,0 +1,45 @@
+"""Diversity & confidence (WiSE-FT section 5.1): how differently zero-shot and fine-tuned models err."""
+
+import streamlit as st
+
+from dashboard.charts import PLOTLY_CONFIG, diversity_figure, margin_figure
+from dashboard.state import download_csv, how_to_read, require_view
+
+sel = st.session_state["selection"]
+view = require_view(sel)
+method, label = sel.method, view.method_label(sel.method)
+i, alpha = view.snap(method, sel.alpha)
+st.title(f"Diversity & confidence · {label}")
+how_to_read(
+    "Ensembling helps when the two models make *different* mistakes. **Prediction diversity** is the fraction of "
+    "examples where exactly one of them is right; **1 − Cohen's κ** measures disagreement beyond chance; **KL** "
+    "compares their softmax outputs; **1 − CKA** compares their features (0 = same representation). Diversity is "
+    "larger under shift, which is where WiSE-FT gains most."
+)
+div = view.diversity(method)
+st.plotly_chart(diversity_figure(div), width="stretch", config=PLOTLY_CONFIG, key="div-chart")
+st.dataframe(div.style.format("{:.4f}"), width="stretch")
+download_csv(div, f"{sel.run}-{method}-diversity.csv")
+
+st.subheader("Confidence: margins of correct and incorrect predictions")
+how_to_read(
+    "Margin = top-1 minus top-2 output. The right half of each violin is correct predictions, the left half "
+    "incorrect ones. In the WiSE-FT paper the fine-tuned model is more confident (larger margins) and so tends to "
+    "dominate a plain average of outputs; the zero-shot model is less confident even when it is right."
+)
+dataset = st.selectbox(
+    "Dataset", view.store.datasets, index=view.store.datasets.index(view.shifts[0]) if view.shifts else 0, key="margin_ds"
+)
+margins = view.margins(method, dataset, alpha)
+st.plotly_chart(margin_figure(margins), width="stretch", config=PLOTLY_CONFIG, key="margin-chart")
+summary = margins.groupby(["model", "correct"], sort=False).margin.describe()[["count", "mean", "50%"]]
+st.dataframe(summary.style.format("{:.3f}"), width="stretch")
+
+st.subheader(f"Who wins a disagreement at α = {alpha:.2f}?")
+how_to_read(
+    "Among examples where zero-shot and fine-tuned predict different classes: **zero-shot overrides** is how often "
+    "θ(α) sides with the zero-shot model, **is overridden** how often it sides with the fine-tuned one."
+)
+over = view.overrides(method, alpha)
+st.dataframe(over.style.format("{:.3f}"), width="stretch")
+download_csv(over, f"{sel.run}-{method}-overrides-alpha{alpha:.2f}.csv")

@@ -1,0 +1,64 @@
+"""Examples & classes: which images and classes flip between zero-shot, fine-tuned and theta(alpha)."""
+
+import streamlit as st
+
+from dashboard.charts import PLOTLY_CONFIG, per_class_figure
+from dashboard.state import download_csv, how_to_read, pct, require_view
+
+sel = st.session_state["selection"]
+view = require_view(sel)
+method, label = sel.method, view.method_label(sel.method)
+i, alpha = view.snap(method, sel.alpha)
+st.title(f"Examples & classes · {label}")
+how_to_read(
+    "Images on which the zero-shot and fine-tuned models disagree, with each model's top-3 guesses and those of "
+    "θ(α) at the current α. Green ✓ marks a correct top-1. Below, the per-class accuracy change shows which classes "
+    "fine-tuning helps or hurts on the chosen set."
+)
+c1, c2, c3 = st.columns(3)
+dataset = c1.selectbox("Dataset", view.store.datasets, index=view.store.datasets.index(view.shifts[0]) if view.shifts else 0, key="ex_ds")
+classes = view.store.classnames(dataset)
+class_name = c2.selectbox("Class", ["(all)", *classes], key="ex_class")
+who = c3.radio("Who is right", ["any", "zero-shot right", "fine-tuned right", "both wrong"], horizontal=True, key="ex_who")
+table = view.disagreements(method, dataset, alpha, who, None if class_name == "(all)" else class_name, limit=48)
+st.caption(f"{len(table)} examples shown (at most 48).")
+if table.empty:
+    st.info("No disagreements match these filters.")
+else:
+    cols = st.columns(6)
+    for k, (_, row) in enumerate(table.iterrows()):
+        with cols[k % 6]:
+            png = view.thumbnail(dataset, row["index"])
+            if png is not None:
+                st.image(png, width=96)
+            mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
+            st.markdown(
+                f"**{row['label']}**  \n"
+                f"ZS {mark(row['zero-shot right'])}: {row['zero-shot top-3']}  \n"
+                f"FT {mark(row['fine-tuned right'])}: {row['fine-tuned top-3']}  \n"
+                f"θ({alpha:.2f}) {mark(row['θ(α) right'])}: {row[f'θ({alpha:.2f}) top-3']}"
+            )
+    if view.thumbnail(dataset, table["index"].iloc[0]) is None:
+        st.caption("This store has no thumbnails (stores built with `eval` keep only logits); the table lists the examples.")
+    with st.expander("As a table"):
+        st.dataframe(table, hide_index=True, width="stretch")
+        download_csv(table, f"{sel.run}-{method}-{dataset}-disagreements.csv")
+
+st.subheader(f"Per-class accuracy change on {dataset}")
+per_class = view.per_class(method, dataset, alpha)
+c1, c2 = st.columns(2)
+c1.plotly_chart(
+    per_class_figure(per_class, "fine-tuned − zero-shot", "fine-tuned vs zero-shot"), width="stretch", config=PLOTLY_CONFIG, key="pc-ft"
+)
+c2.plotly_chart(
+    per_class_figure(per_class, "θ(α) − zero-shot", f"θ({alpha:.2f}) vs zero-shot"), width="stretch", config=PLOTLY_CONFIG, key="pc-alpha"
+)
+st.dataframe(
+    per_class.style.format(
+        {c: (lambda v: pct(v)) for c in ("zero-shot", "fine-tuned", "theta(alpha)")}
+        | {"fine-tuned − zero-shot": "{:+.3f}", "θ(α) − zero-shot": "{:+.3f}"}
+    ),
+    hide_index=True,
+    width="stretch",
+)
+download_csv(per_class, f"{sel.run}-{method}-{dataset}-per-class.csv")

@@ -1,0 +1,57 @@
+"""Export: the per-alpha results as CSV/JSON, and theta(alpha) weights as safetensors."""
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard.state import how_to_read, require_view, store_root
+from robust_core.export import export_interpolated, metrics_at
+from robust_core.store import StoreError
+
+sel = st.session_state["selection"]
+view = require_view(sel)
+method, label = sel.method, view.method_label(sel.method)
+i, alpha = view.snap(method, sel.alpha)
+st.title(f"Export · {label} at α = {alpha:.2f}")
+how_to_read(
+    "Download every number behind the dashboard, or write the interpolated weights θ(α) for deployment. The same "
+    "code runs from the command line: `python -m robust_core export STORE --method M --alpha A --out FILE`."
+)
+results = view.results_table()
+st.download_button(
+    "Download all results (CSV: method, kind, alpha, dataset, correct, n, accuracy)",
+    results.to_csv(index=False).encode(),
+    file_name=f"{sel.run}-results.csv",
+    mime="text/csv",
+    key="dl-all",
+)
+snapshot = {"run": sel.run, "method": method, **metrics_at(view.store, method, alpha)}
+st.download_button(
+    "Download metrics at this α (JSON)",
+    json.dumps(snapshot, indent=1).encode(),
+    file_name=f"{sel.run}-{method}-alpha{alpha:.2f}.json",
+    mime="application/json",
+    key="dl-json",
+)
+st.json(snapshot, expanded=False)
+
+st.subheader("θ(α) weights")
+zs, ft = view.store.checkpoint(method, "zeroshot"), view.store.checkpoint(method, "finetuned")
+if zs is None or ft is None or not zs.exists() or not ft.exists():
+    st.info(
+        "The endpoint checkpoints of this run are not on this machine (stores keep logits; weights stay where the run "
+        f"wrote them: `{ft}`). For the demo, run `python -m robust_core demo` once to rebuild them, then come back."
+    )
+else:
+    default = store_root() / "exports" / f"{sel.run}-{method}-alpha{alpha:.2f}.safetensors"
+    target = st.text_input("Write to", str(default))
+    if st.button("Write θ(α) as safetensors", type="primary"):
+        try:
+            weights, meta = export_interpolated(view.store.path, method, alpha, Path(target))
+        except (StoreError, ValueError, OSError) as exc:
+            st.error(f"Export failed: {exc}")
+        else:
+            st.success(f"Wrote {weights} and {meta}.")
+            if weights.stat().st_size < 200 * 2**20:
+                st.download_button("Download the weights", weights.read_bytes(), file_name=weights.name, key="dl-weights")

@@ -1,0 +1,63 @@
+"""Overview: what this run is, the headline numbers, and where to go next."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.state import pct, points, require_view, show_notices, store_root
+from robust_core.analysis import OOD_AVG
+from robust_core.store import StoreError, list_stores, open_store
+
+sel = st.session_state["selection"]
+st.title("Robust Fine-Tuning Explorer")
+st.markdown(
+    "Fine-tuning a zero-shot model (CLIP) raises accuracy on the task it is tuned for (**ID**) but often "
+    "lowers it under **distribution shift** (OOD). WiSE-FT interpolates the weights, "
+    "θ(α) = (1 − α)·θ<sub>zero-shot</sub> + α·θ<sub>fine-tuned</sub>, and often gets both. This dashboard reads logits "
+    "computed once for every α and every eval set, so you can move α and watch every number follow.",
+    unsafe_allow_html=True,
+)
+st.page_link("pages/tour.py", label="New here? Take the guided tour of the demo", icon="🧑‍🏫")
+
+view = require_view(sel)
+store = view.store
+st.subheader(f"Run: {sel.run}")
+if store.manifest.get("description"):
+    st.caption(store.manifest["description"])
+wise = view.curves(sel.method)
+i, a = view.snap(sel.method, sel.alpha)
+c1, c2, c3 = st.columns(3)
+for col, (label, row) in zip((c1, c2, c3), (("zero-shot (α=0)", 0), (f"WiSE-FT (α={a:.2f})", i), ("fine-tuned (α=1)", -1))):
+    col.metric(f"{label} · ID", pct(wise[view.id].iloc[row]))
+    col.metric(f"{label} · OOD avg", pct(wise[OOD_AVG].iloc[row]), points(wise[OOD_AVG].iloc[row] - wise[OOD_AVG].iloc[0]) if row else None)
+
+st.markdown(
+    f"**ID test**: `{view.id}` · **ID validation**: `{store.id_val}` · **shifts** ({len(view.shifts)}): "
+    + ", ".join(f"`{s}`" for s in view.shifts)
+    + f" · **methods**: {', '.join(view.method_label(m) for m in store.methods)}"
+    + f" · **standard models**: {len(store.baselines)}"
+)
+st.markdown(
+    "**Pages** — *Tradeoff*: accuracy along α for every set; *Effective robustness*: where each model sits "
+    "against the 'accuracy on the line' baseline; *Diversity & confidence*: how differently zero-shot and "
+    "fine-tuned models err; *Examples & classes*: which images and classes flip; *Export*: numbers and θ(α) weights."
+)
+
+with st.expander("All stores under " + str(store_root())):
+    rows = []
+    for path in list_stores(store_root()):
+        try:
+            s = open_store(path, verify_arrays=False)
+            rows.append(
+                {
+                    "run": path.name,
+                    "status": "ok",
+                    "ID": s.id,
+                    "shifts": len(s.shifts),
+                    "methods": ", ".join(s.methods),
+                    "created": s.manifest.get("created"),
+                }
+            )
+        except StoreError as exc:
+            rows.append({"run": path.name, "status": f"invalid: {exc}", "ID": None, "shifts": None, "methods": None, "created": None})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+show_notices()

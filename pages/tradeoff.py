@@ -1,0 +1,49 @@
+"""Tradeoff: accuracy vs alpha for ID, each shift and OOD avg; the alphas a user might pick."""
+
+import streamlit as st
+
+from dashboard.charts import PLOTLY_CONFIG, label_free_figure, tradeoff_figure
+from dashboard.state import download_csv, how_to_read, pct, points, require_view
+
+sel = st.session_state["selection"]
+view = require_view(sel)
+method, label = sel.method, view.method_label(sel.method)
+st.title(f"ID / OOD tradeoff · {label}")
+how_to_read(
+    "Each line is accuracy as α moves from the zero-shot model (α = 0) to the fine-tuned one (α = 1). "
+    "Solid lines are **WiSE-FT** (weights interpolated); dashed lines are the **output-space ensemble** of the two "
+    "endpoints (a different, twice-as-expensive model). The robustness story is in the red OOD-avg line: "
+    "if it bulges above both endpoints, a middle α gets ID gains without paying for them under shift."
+)
+cards = view.cards(method, sel.alpha)
+c = st.columns(4)
+c[0].metric(f"ID ({view.id}) at α={cards['alpha']:.2f}", pct(cards["id"]), points(cards["id_vs_zeroshot"]) + " vs zero-shot")
+c[1].metric("ID vs fine-tuned", points(cards["id_vs_finetuned"]))
+c[2].metric("OOD avg", pct(cards["ood"]), points(cards["ood_vs_zeroshot"]) + " vs zero-shot")
+c[3].metric("OOD avg vs fine-tuned", points(cards["ood_vs_finetuned"]))
+
+show_shifts = st.toggle("Show every shift", value=True)
+fig = tradeoff_figure(view.curves(method, "wise"), view.curves(method, "ensemble"), view.id, view.shifts, cards["alpha"], show_shifts)
+st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="tradeoff-chart")
+
+st.subheader(f"Every set at α = {cards['alpha']:.2f}")
+table = view.point_table(method, sel.alpha)
+st.dataframe((100 * table).style.format("{:.2f}"), width="stretch")
+download_csv(table, f"{sel.run}-{method}-alpha{cards['alpha']:.2f}.csv")
+
+st.subheader("Which α would you pick?")
+how_to_read(
+    "Four rules side by side. *Best on ID validation* uses only held-out ID labels — what you can do in practice. "
+    "*0.5* is the WiSE-FT paper's default. The *OOD oracle* peeks at OOD test labels (an upper bound, not a method). "
+    "The *label-free estimate* predicts OOD accuracy from how often models agree on unlabelled OOD images "
+    "(agreement-on-the-line, Baek et al. 2022)."
+)
+picks = view.picks(method)
+st.dataframe(picks.style.format({"alpha": "{:.2f}", "ID": lambda v: pct(v), "OOD avg": lambda v: pct(v)}), hide_index=True, width="stretch")
+download_csv(picks, f"{sel.run}-{method}-alpha-picks.csv")
+
+st.subheader("How good is the label-free OOD estimate?")
+lf = view.label_free(method)
+st.plotly_chart(label_free_figure(lf, cards["alpha"]), width="stretch", config=PLOTLY_CONFIG, key="labelfree-chart")
+st.caption(f"Mean absolute error of the estimate across the α grid: {100 * lf['error'].abs().mean():.2f} points.")
+download_csv(lf, f"{sel.run}-{method}-label-free.csv")
