@@ -32,8 +32,8 @@ dataset = st.selectbox(
 )
 margins = view.margins(method, dataset, alpha)
 st.plotly_chart(margin_figure(margins), width="stretch", config=PLOTLY_CONFIG, key="margin-chart")
-summary = margins.groupby(["model", "correct"], sort=False).margin.describe()[["count", "mean", "50%"]]
-st.dataframe(summary.style.format("{:.3f}"), width="stretch")
+summary = view.margin_summary(method, dataset, alpha)
+st.dataframe(summary.style.format({"count": "{:.0f}", "mean": "{:.3f}", "median": "{:.3f}"}), width="stretch")
 
 st.subheader(f"Who wins a disagreement at α = {alpha:.2f}?")
 how_to_read(

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard.state import pct, points, require_view, show_notices, store_root
+from dashboard.state import how_to_read, pct, points, require_view, show_notices, store_root
 from robust_core.analysis import OOD_AVG
 from robust_core.store import StoreError, list_stores, open_store
 
@@ -17,6 +17,11 @@ st.markdown(
     unsafe_allow_html=True,
 )
 st.page_link("pages/tour.py", label="New here? Take the guided tour of the demo", icon="🧑‍🏫")
+how_to_read(
+    "Pick a run and a fine-tuning method in the sidebar and move α. The three columns below are the zero-shot "
+    "model, the WiSE-FT model at the current α and the fine-tuned model; OOD avg is the mean accuracy over the "
+    "run's distribution shifts. The pages in the left menu look at the same run from different angles."
+)
 
 view = require_view(sel)
 store = view.store

@@ -2,10 +2,14 @@
 
 import streamlit as st
 
-from dashboard.state import show_notices
+from dashboard.state import how_to_read, show_notices
 
 show_notices()
 st.title("Guided tour of the demo")
+how_to_read(
+    "Six stops, about ten minutes. Each one names what to change in the sidebar and what to look for; the "
+    "links open the page with the current run, method and α."
+)
 st.markdown(
     "The demo is a small world built on this machine: a tiny CLIP pretrained contrastively on ~50k captioned glyph "
     "images (hundreds of fonts, colours, backgrounds, sketches), then fine-tuned on 36 classes (digits and capital "

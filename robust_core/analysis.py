@@ -351,21 +351,33 @@ class RunView:
 
         return self._memo(("diversity", method), build)
 
-    def margins(self, method: str, dataset: str, alpha: float | None = None) -> pd.DataFrame:
-        """Top-1 minus top-2 output of zero-shot, fine-tuned (and theta(alpha)) with correctness."""
+    def margins(self, method: str, dataset: str, alpha: float | None = None, max_rows: int | None = 20000) -> pd.DataFrame:
+        """Top-1 minus top-2 output of zero-shot, fine-tuned (and theta(alpha)) with correctness.
+
+        ``max_rows`` caps the examples per model with a seeded subsample (for plotting); pass ``None``
+        for all of them (``margin_summary`` always uses all).
+        """
         topv = self.store.topv(method, dataset)
         topk = self.topk(method, dataset)
         labels = self.labels(dataset)
+        keep = np.arange(len(labels))
+        if max_rows is not None and len(labels) > max_rows:
+            keep = np.sort(np.random.default_rng(0).choice(len(labels), max_rows, replace=False))
         frames = []
         which = [(0, "zero-shot"), (len(self.alphas(method)) - 1, "fine-tuned")]
         if alpha is not None:
             i, a = self.snap(method, alpha)
             which.append((i, f"WiSE-FT α={a:.2f}"))
         for j, name in which:
-            margin = metrics.margins_from_top(np.asarray(topv[j]))
-            correct = topk[j, :, 0] == labels
+            margin = metrics.margins_from_top(np.asarray(topv[j][keep]))
+            correct = topk[j, keep, 0] == labels[keep]
             frames.append(pd.DataFrame({"model": name, "margin": margin, "correct": np.where(correct, "correct", "incorrect")}))
         return pd.concat(frames, ignore_index=True)
+
+    def margin_summary(self, method: str, dataset: str, alpha: float | None = None) -> pd.DataFrame:
+        """Count, mean and median margin per model and correctness, over every example."""
+        frame = self.margins(method, dataset, alpha, max_rows=None)
+        return frame.groupby(["model", "correct"], sort=False).margin.agg(["count", "mean", "median"])
 
     def overrides(self, method: str, alpha: float) -> pd.DataFrame:
         """Per dataset: where zero-shot and fine-tuned disagree, whom theta(alpha) sides with."""

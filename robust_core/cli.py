@@ -119,6 +119,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rank() -> int:
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return 0
+
+
 def _split_named(value: str) -> tuple[str, str | None]:
     if "=" in value:
         name, path = value.split("=", 1)
@@ -139,6 +147,7 @@ def cmd_finetune(args) -> int:
     from .templates import get_templates
 
     init_distributed()
+    rank0 = _rank() == 0
     model, preprocess, tokenizer = _load_base(args)
     name, root = _split_named(args.train)
     classnames = head_classnames_for(name, root)
@@ -148,9 +157,10 @@ def cmd_finetune(args) -> int:
     zeroshot = build_classifier(model, head).eval()
     out = Path(args.out)
     pretrained = args.pretrained or args.checkpoint
-    save_classifier(
-        zeroshot, out / "zeroshot.safetensors", CheckpointInfo(args.arch, pretrained, "zeroshot", classnames, {"templates": templates})
-    )
+    if rank0:
+        save_classifier(
+            zeroshot, out / "zeroshot.safetensors", CheckpointInfo(args.arch, pretrained, "zeroshot", classnames, {"templates": templates})
+        )
     freeze = {"auto": None, "yes": True, "no": False}[args.freeze_bn]
     config = FinetuneConfig(
         method=args.method,
@@ -168,6 +178,8 @@ def cmd_finetune(args) -> int:
     )
     classifier, info = finetune(model, tokenizer, zeroshot, train.dataset, classnames, templates, config, out)
     info["train_set"] = args.train
+    if not rank0:
+        return 0
     save_classifier(classifier, out / f"{args.method}.safetensors", CheckpointInfo(args.arch, pretrained, args.method, classnames, info))
     print(f"wrote {out / (args.method + '.safetensors')} (+ .json) and {out / 'zeroshot.safetensors'}")
     if info.get("lp", {}).get("warning"):
@@ -230,11 +242,13 @@ def cmd_eval(args) -> int:
     out = Path(args.out)
     from .models import CheckpointInfo, save_classifier
 
-    zs_sha = save_classifier(
-        zeroshot,
-        out / "checkpoints" / "zeroshot.safetensors",
-        CheckpointInfo(args.arch, args.pretrained, "zeroshot", classnames, {"templates": templates}),
-    )
+    zs_sha = None
+    if _rank() == 0:  # under torchrun only rank 0 writes files other than its own store parts
+        zs_sha = save_classifier(
+            zeroshot,
+            out / "checkpoints" / "zeroshot.safetensors",
+            CheckpointInfo(args.arch, args.pretrained, "zeroshot", classnames, {"templates": templates}),
+        )
     for m in methods:
         m.info["checkpoints"]["zeroshot"] = {"path": "checkpoints/zeroshot.safetensors", "sha256": zs_sha}
     store = build_store(

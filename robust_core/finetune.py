@@ -276,6 +276,16 @@ def contrastive_train(
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
     rng = np.random.default_rng(config.seed + 1000 * start_epoch + rank)
+    token_cache: dict[str, torch.Tensor] = {}
+
+    def tokenize(texts: list[str]) -> torch.Tensor:
+        # Captions repeat (class prompts, caption templates): tokenise each distinct string once.
+        missing = [t for t in dict.fromkeys(texts) if t not in token_cache]
+        if missing:
+            for text, row in zip(missing, tokenizer(missing)):
+                token_cache[text] = row
+        return torch.stack([token_cache[t] for t in texts])
+
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, config.epochs):
         train_mode(wrapped, freeze_bn)
@@ -285,7 +295,7 @@ def contrastive_train(
         for images, targets in bar:
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, total, config.lr, config.warmup_steps)
-            tokens = tokenizer(texts_for(targets, rng)).to(device)
+            tokens = tokenize(texts_for(targets, rng)).to(device)
             with autocast_for(device, config.amp):
                 image_features, text_features, logit_scale = wrapped(images.to(device, non_blocking=True), tokens)[:3]
             loss = loss_fn(image_features.float(), text_features.float(), logit_scale.float())

@@ -169,7 +169,7 @@ def cohen_kappa_complement(pred_f, pred_g, n_classes: int | None = None) -> floa
     return float(1 - (observed - expected) / (1 - expected))
 
 
-def mean_kl(logits_p, logits_q, chunk: int = 65536) -> float:
+def mean_kl(logits_p, logits_q, chunk: int = 8192) -> float:
     """Mean over examples of KL(softmax(p) || softmax(q))."""
     total, n = 0.0, len(logits_p)
     for s in range(0, n, chunk):

@@ -7,8 +7,8 @@ Layout (all arrays plain ``.npy``, memory-mappable, written with ``allow_pickle=
       run_config.json                    what the run was asked to compute (checked on resume)
       labels/<dataset>.npy               int64 (n,)
       logits/<method>/<dataset>.npy      float16|float32 (n_alphas, n, n_classes); alpha 0 = zero-shot
-      topk/<method>/<dataset>.npy        int32 (n_alphas, n, 3)   top-3 classes, for instant slider moves
-      topv/<method>/<dataset>.npy        float32 (n_alphas, n, 3) their logits (margin = topv[...,0]-topv[...,1])
+      topk/<method>/<dataset>.npy        int16|int32 (n_alphas, n, 3) top-3 classes, for instant slider moves
+      topv/<method>/<dataset>.npy        float16 (n_alphas, n, 3) their logits (margin = topv[...,0]-topv[...,1])
       baselines/<model>/<dataset>.npy    float16|float32 (n, n_classes), the run's standard models
       features/<method>/<dataset>.npy    float16 (2, m, d): alpha 0 and alpha 1 features, m <= 10k rows
       features/index/<dataset>.npy       int64 (m,) which examples those rows are
@@ -74,8 +74,9 @@ def _topk(logits: np.ndarray, k: int = TOPK, chunk: int = 65536) -> tuple[np.nda
     """Top-k indices (descending) and values along the last axis, chunked over rows."""
     flat = logits.reshape(-1, logits.shape[-1])
     k = min(k, flat.shape[-1])
-    idx = np.empty((flat.shape[0], k), np.int32)
-    val = np.empty((flat.shape[0], k), np.float32)
+    # int16 / float16 halve the size for <= 32767 classes (ImageNet included); margins need no more precision
+    idx = np.empty((flat.shape[0], k), np.int16 if flat.shape[-1] <= np.iinfo(np.int16).max else np.int32)
+    val = np.empty((flat.shape[0], k), np.float16)
     for s in range(0, flat.shape[0], chunk):
         block = np.asarray(flat[s : s + chunk], dtype=np.float32)
         part = np.argpartition(-block, k - 1, axis=1)[:, :k] if block.shape[1] > k else np.tile(np.arange(k), (len(block), 1))
@@ -234,6 +235,16 @@ class StoreWriter:
         manifest["files"] = _index_files(self.path)
         atomic_write_text(self.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
         return open_store(self.path)
+
+
+def attach_table(store: Store, name: str, frame) -> Store:
+    """Add (or replace) a parquet table in a finished store and re-publish its manifest atomically."""
+    path = store.path / name
+    atomic_write_parquet(path, frame)
+    manifest = dict(store.manifest)
+    manifest["files"] = dict(manifest["files"], **{name: {"bytes": path.stat().st_size}})
+    atomic_write_text(store.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
+    return open_store(store.path)
 
 
 def _index_files(root: Path) -> dict:

@@ -1,0 +1,120 @@
+"""Page smoke tests with streamlit's AppTest: every page, the slider, bad URLs, a corrupted store."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from robust_core.analysis import RunView
+from robust_core.store import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "cache" / "demo"
+PAGES = [
+    "pages/home.py",
+    "pages/tradeoff.py",
+    "pages/effective_robustness.py",
+    "pages/diversity.py",
+    "pages/examples.py",
+    "pages/export.py",
+    "pages/tour.py",
+    "pages/feature_distortion.py",
+    "pages/papers.py",
+]
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory):
+    """A store root with the shipped demo store and a corrupted copy of it."""
+    root = tmp_path_factory.mktemp("stores")
+    shutil.copytree(DEMO, root / "demo", ignore=shutil.ignore_patterns("_build"))
+    shutil.copytree(DEMO, root / "broken", ignore=shutil.ignore_patterns("_build"))
+    target = root / "broken" / "logits" / "ft" / "id-test.npy"
+    target.write_bytes(target.read_bytes()[:-100])
+    return root
+
+
+@pytest.fixture()
+def app(store_root, monkeypatch):
+    monkeypatch.setenv("ROBUST_STORE_ROOT", str(store_root))
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+
+
+def _problems(at):
+    return [str(e.value)[:500] for e in at.exception]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_exception(app, page):
+    app.run()
+    app.switch_page(page)
+    app.run()
+    assert not _problems(app), _problems(app)
+    assert not [e.value for e in app.error], [e.value for e in app.error]
+
+
+def test_slider_moves_numbers_equal_core(app, store_root):
+    view = RunView(open_store(store_root / "demo"))
+    app.run()
+    app.switch_page("pages/tradeoff.py")
+    app.run()
+    for alpha in (0.3, 0.8, 0.0):
+        app.sidebar.select_slider(key="alpha").set_value(alpha).run()
+        assert not _problems(app)
+        cards = view.cards("ft", alpha)
+        metrics = {m.label: m.value for m in app.metric}
+        label = f"ID ({view.id}) at α={cards['alpha']:.2f}"
+        assert metrics[label] == f"{100 * cards['id']:.1f}%"
+        assert metrics["OOD avg"] == f"{100 * cards['ood']:.1f}%"
+        assert app.query_params["alpha"] == [f"{alpha:g}"]
+
+
+def test_method_switch_and_er_page_numbers(app, store_root):
+    view = RunView(open_store(store_root / "demo"))
+    app.run()
+    app.sidebar.selectbox(key="method").set_value("lpft").run()
+    app.switch_page("pages/effective_robustness.py")
+    app.run()
+    assert not _problems(app)
+    er = view.er_data("lpft", "OOD avg", "logit")
+    table = app.dataframe[0].value
+    zs = table[table.model == "zero-shot"].iloc[0]
+    expected = er["table"][er["table"].model == "zero-shot"].iloc[0]
+    assert zs["ρ (points)"] == pytest.approx(expected.rho)
+
+
+@pytest.mark.parametrize(
+    "raw, expected, notice", [("abc", 0.5, "not a number"), ("7", 1.0, "clamped"), ("-1", 0.0, "clamped"), ("0.33", 0.3, None)]
+)
+def test_bad_url_alpha_is_clamped_or_ignored_with_notice(app, raw, expected, notice):
+    app.query_params["alpha"] = raw
+    app.run()
+    assert not _problems(app)
+    assert app.sidebar.select_slider(key="alpha").value == pytest.approx(expected)
+    warnings = " ".join(w.value for w in app.warning)
+    if notice:
+        assert notice in warnings
+    else:
+        assert "alpha" not in warnings
+
+
+def test_unknown_run_in_url_falls_back_with_notice(app):
+    app.query_params["run"] = "nope"
+    app.run()
+    assert not _problems(app)
+    assert "does not exist" in " ".join(w.value for w in app.warning)
+    assert app.sidebar.selectbox(key="run").value == "demo"
+
+
+def test_corrupted_store_shows_clear_message_and_others_still_work(app):
+    app.run()
+    app.switch_page("pages/tradeoff.py")
+    app.run()
+    app.sidebar.selectbox(key="run").set_value("broken").run()
+    assert not _problems(app)
+    errors = " ".join(e.value for e in app.error)
+    assert "id-test.npy" in errors and "truncated" in errors
+    app.sidebar.selectbox(key="run").set_value("demo").run()
+    assert not _problems(app) and not app.error
+    assert any(m.label == "OOD avg" for m in app.metric)

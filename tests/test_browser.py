@@ -1,0 +1,156 @@
+"""Real-browser checks: every page of the running app in headless chromium (Playwright, Debian's chromium).
+
+Screenshots land in screenshots/ (not committed). Skipped only when chromium or playwright is missing;
+the set-up script installs both.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = ROOT / "screenshots"
+PAGES = {
+    "": "Overview",
+    "tradeoff": "ID / OOD tradeoff",
+    "effective_robustness": "Effective robustness",
+    "diversity": "Diversity & confidence",
+    "examples": "Examples & classes",
+    "export": "Export",
+    "tour": "Guided tour",
+    "feature_distortion": "Why fine-tuning distorts features",
+    "papers": "The papers' numbers",
+}
+CHART_PAGES = {"tradeoff", "effective_robustness", "diversity", "examples", "feature_distortion", "papers"}
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+playwright = pytest.importorskip("playwright.sync_api")
+if CHROMIUM is None:
+    pytest.skip("chromium is not installed (scripts/setup.sh --dev installs it)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = dict(os.environ, ROBUST_STORE_ROOT=str(ROOT / "cache"), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(base + "/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def _settle(page, charts: bool):
+    page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=60000)
+    page.wait_for_selector("h1", timeout=60000)
+    if charts:
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=60000)
+    # wait until the script run is over (no "Running..." status widget)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60000)
+    page.wait_for_timeout(500)
+
+
+@pytest.mark.parametrize("slug", list(PAGES))
+def test_page_renders_in_browser(server, browser, slug):
+    SHOTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{server}/{slug}?run=demo&method=ft&alpha=0.5", timeout=60000)
+    _settle(page, slug in CHART_PAGES)
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
+    assert "Traceback" not in page.content()
+    assert PAGES[slug] in page.locator("h1").first.inner_text()
+    if slug in CHART_PAGES:
+        assert page.locator('[data-testid="stPlotlyChart"] .main-svg').count() >= 1
+        assert page.locator(".js-plotly-plot .scatterlayer, .js-plotly-plot .barlayer").count() >= 1
+    page.screenshot(path=str(SHOTS / f"{slug or 'home'}.png"), full_page=True)
+    page.close()
+
+
+def test_slider_moves_numbers_and_url(server, browser):
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{server}/tradeoff?run=demo&method=ft&alpha=0.5", timeout=60000)
+    _settle(page, True)
+    before = page.locator('[data-testid="stMetricValue"]').first.inner_text()
+    thumb = page.locator('[data-testid="stSidebar"] [role="slider"]').first
+    thumb.focus()
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => window.location.search.includes('alpha=0.9')", timeout=30000)
+    _settle(page, True)
+    after = page.locator('[data-testid="stMetricValue"]').first.inner_text()
+    assert before != after, (before, after)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(SHOTS / "tradeoff-alpha-0.9.png"), full_page=True)
+    page.close()
+
+
+def test_bad_url_alpha_shows_notice_not_crash(server, browser):
+    page = browser.new_page()
+    page.goto(f"{server}/tradeoff?run=demo&alpha=banana", timeout=60000)
+    _settle(page, True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "not a number" in page.locator('[data-testid="stAlert"]').first.inner_text()
+    page.close()
