@@ -14,20 +14,21 @@ st.set_page_config(page_title="Robust Fine-Tuning Explorer", page_icon="🧭", l
 
 PAGES = {
     "Explore": [
-        st.Page("pages/home.py", title="Overview", icon="🏠", default=True),
-        st.Page("pages/tradeoff.py", title="Tradeoff", icon="📈"),
-        st.Page("pages/effective_robustness.py", title="Effective robustness", icon="🎯"),
-        st.Page("pages/diversity.py", title="Diversity & confidence", icon="🔀"),
-        st.Page("pages/examples.py", title="Examples & classes", icon="🖼️"),
-        st.Page("pages/export.py", title="Export", icon="📦"),
+        st.Page("pages/explore/home.py", title="Overview", icon="🏠", default=True),
+        st.Page("pages/explore/tradeoff.py", title="Tradeoff", icon="📈"),
+        st.Page("pages/explore/effective_robustness.py", title="Effective robustness", icon="🎯"),
+        st.Page("pages/explore/diversity.py", title="Diversity & confidence", icon="🔀"),
+        st.Page("pages/explore/examples.py", title="Examples & classes", icon="🖼️"),
+        st.Page("pages/explore/export.py", title="Export", icon="📦"),
     ],
     "Learn": [
-        st.Page("pages/tour.py", title="Guided tour", icon="🧑‍🏫"),
-        st.Page("pages/feature_distortion.py", title="Why fine-tuning distorts features", icon="🧪"),
-        st.Page("pages/papers.py", title="The papers' numbers", icon="📚"),
+        st.Page("pages/learn/tour.py", title="Guided tour", icon="🧑‍🏫"),
+        st.Page("pages/learn/feature_distortion.py", title="Why fine-tuning distorts features", icon="🧪"),
+        st.Page("pages/learn/papers.py", title="The papers' numbers", icon="📚"),
     ],
 }
 
 navigation = st.navigation(PAGES)
-st.session_state["selection"] = sidebar()
+with st.sidebar:
+    st.session_state["selection"] = sidebar()
 navigation.run()

@@ -114,7 +114,12 @@ def main(argv=None) -> dict:
     at.run()
     result["first_open_s"] = round(time.perf_counter() - start, 2)
     rng = np.random.default_rng(0)
-    for page in ("pages/tradeoff.py", "pages/effective_robustness.py", "pages/diversity.py", "pages/examples.py"):
+    for page in (
+        "pages/explore/tradeoff.py",
+        "pages/explore/effective_robustness.py",
+        "pages/explore/diversity.py",
+        "pages/explore/examples.py",
+    ):
         at.switch_page(page)
         start = time.perf_counter()
         at.run()
@@ -124,7 +129,7 @@ def main(argv=None) -> dict:
         for _ in range(args.moves):
             alpha = float(rng.choice(ALPHAS))
             start = time.perf_counter()
-            at.sidebar.select_slider(key="alpha").set_value(alpha).run()
+            at.select_slider(key="alpha").set_value(alpha).run()
             times.append(1000 * (time.perf_counter() - start))
             assert not at.exception, [e.value for e in at.exception]
         times = np.asarray(times)

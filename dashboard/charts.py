@@ -98,8 +98,12 @@ def er_figure(
     method_label: str,
     overlays: pd.DataFrame | None = None,
     show_cloud: bool = True,
+    zoom: bool = False,
 ) -> go.Figure:
-    """ID (x) vs OOD (y) accuracy on transformed axes with the baseline line and the WiSE-FT curve."""
+    """ID (x) vs OOD (y) accuracy on transformed axes with the baseline line and the WiSE-FT curve.
+
+    ``zoom`` frames the run's own models (the WiSE-FT curve and the endpoints) instead of everything.
+    """
     T = lambda a: metrics.transform(np.asarray(a, float), transform)  # noqa: E731
     fig = go.Figure()
     curve, base = er["curve"], er["baseline"]
@@ -248,9 +252,16 @@ def er_figure(
         go.Scatter(x=T(diag), y=T(diag), mode="lines", line=dict(color="#999", dash="dash", width=1.5), name="y = x", hoverinfo="skip")
     )
     scale = {"logit": "logit", "probit": "probit", "linear": "linear"}[transform]
+    x_lo, x_hi, y_lo, y_hi = lo, hi, max(0.003, np.nanmin(all_y) * 0.85), hi
+    if zoom:
+        own_x = np.concatenate([np.asarray(v, float) for v in xs[:2]])
+        own_y = np.concatenate([np.asarray(v, float) for v in ys[:2]])
+        pad = lambda a, b: (max(0.002, a - 0.25 * (b - a) - 0.01), min(0.998, b + 0.25 * (b - a) + 0.01))  # noqa: E731
+        x_lo, x_hi = pad(np.nanmin(own_x), np.nanmax(own_x))
+        y_lo, y_hi = pad(np.nanmin(own_y), np.nanmax(own_y))
     fig.update_layout(
-        xaxis=_axis(lo, hi, transform, f"{id_label} accuracy ({scale} scale)"),
-        yaxis=_axis(max(0.003, np.nanmin(all_y) * 0.85), hi, transform, f"{target_label} accuracy ({scale} scale)"),
+        xaxis=_axis(x_lo, x_hi, transform, f"{id_label} accuracy ({scale} scale)"),
+        yaxis=_axis(y_lo, y_hi, transform, f"{target_label} accuracy ({scale} scale)"),
         height=620,
         legend=dict(x=1.02, y=1),
         margin=dict(l=60, r=20, t=30, b=50),

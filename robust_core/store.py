@@ -71,7 +71,11 @@ def atomic_write_parquet(path: Path, frame) -> None:
 
 
 def _topk(logits: np.ndarray, k: int = TOPK, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k indices (descending) and values along the last axis, chunked over rows."""
+    """Top-k indices (descending) and values along the last axis, chunked over rows.
+
+    Ties (common in float16) are broken towards the lower class index, so column 0 equals ``argmax``
+    and every accuracy computed from ``topk`` matches one computed from the logits.
+    """
     flat = logits.reshape(-1, logits.shape[-1])
     k = min(k, flat.shape[-1])
     # int16 / float16 halve the size for <= 32767 classes (ImageNet included); margins need no more precision
@@ -79,11 +83,22 @@ def _topk(logits: np.ndarray, k: int = TOPK, chunk: int = 65536) -> tuple[np.nda
     val = np.empty((flat.shape[0], k), np.float16)
     for s in range(0, flat.shape[0], chunk):
         block = np.asarray(flat[s : s + chunk], dtype=np.float32)
-        part = np.argpartition(-block, k - 1, axis=1)[:, :k] if block.shape[1] > k else np.tile(np.arange(k), (len(block), 1))
-        pv = np.take_along_axis(block, part, axis=1)
-        order = np.argsort(-pv, axis=1, kind="stable")
-        idx[s : s + chunk] = np.take_along_axis(part, order, axis=1)
-        val[s : s + chunk] = np.take_along_axis(pv, order, axis=1)
+        rows = np.arange(len(block))[:, None]
+        top1 = block.argmax(1)
+        rest = block.copy()
+        rest[rows[:, 0], top1] = -np.inf
+        if k > 1:
+            part = (
+                np.argpartition(-rest, k - 2, axis=1)[:, : k - 1] if rest.shape[1] > k - 1 else np.tile(np.arange(k - 1), (len(block), 1))
+            )
+            pv = rest[rows, part]
+            order = np.lexsort((part, -pv), axis=1)  # by value descending, then index ascending
+            part = np.take_along_axis(part, order, axis=1)
+            chosen = np.concatenate([top1[:, None], part], axis=1)
+        else:
+            chosen = top1[:, None]
+        idx[s : s + chunk] = chosen
+        val[s : s + chunk] = block[rows, chosen]
     return idx.reshape(*logits.shape[:-1], k), val.reshape(*logits.shape[:-1], k)
 
 

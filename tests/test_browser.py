@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = ROOT / "screenshots"
 PAGES = {
-    "": "Overview",
+    "": "Robust Fine-Tuning Explorer",
     "tradeoff": "ID / OOD tradeoff",
     "effective_robustness": "Effective robustness",
     "diversity": "Diversity & confidence",
@@ -51,9 +51,9 @@ def server():
         [
             sys.executable,
             "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
+            "dashboard.serve",
+            "--server.fileWatcherType",
+            "none",
             "--server.headless",
             "true",
             "--server.port",
@@ -134,7 +134,7 @@ def test_slider_moves_numbers_and_url(server, browser):
     page.goto(f"{server}/tradeoff?run=demo&method=ft&alpha=0.5", timeout=60000)
     _settle(page, True)
     before = page.locator('[data-testid="stMetricValue"]').first.inner_text()
-    thumb = page.locator('[data-testid="stSidebar"] [role="slider"]').first
+    thumb = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
     thumb.focus()
     for _ in range(4):
         page.keyboard.press("ArrowRight")

@@ -117,3 +117,15 @@ def test_header_mismatch_detected(tmp_path):
     (root / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(StoreError, match="labels/id.npy: shape"):
         open_store(root)
+
+
+def test_topk_breaks_ties_like_argmax():
+    from robust_core.store import _topk
+
+    rng = np.random.default_rng(0)
+    logits = rng.integers(0, 4, (2000, 37)).astype(np.float16)  # float16 logits tie often
+    idx, val = _topk(logits)
+    assert (idx[:, 0] == logits.astype(np.float32).argmax(1)).all()
+    assert (np.diff(val.astype(np.float32), axis=1) <= 0).all()
+    smooth = rng.normal(size=(4, 50, 9)).astype(np.float32)
+    assert (_topk(smooth)[0] == np.argsort(-smooth, axis=-1)[..., :3]).all()

@@ -17,12 +17,13 @@ how_to_read(
     "fine-tuning slides the model toward the line; the red WiSE-FT curve shows what the α grid buys. Error bars are "
     "99.5% Clopper-Pearson intervals."
 )
-c1, c2, c3 = st.columns([2, 1, 1])
+c1, c2, c3, c4 = st.columns([2, 1.2, 1, 1])
 target = c1.selectbox("OOD target (y axis)", [OOD_AVG, *view.shifts], key="er_target")
 transform = c2.radio("Axis scale", ["logit", "probit", "linear"], horizontal=True, key="er_transform")
 overlay = False
 if view.is_imagenet:
     overlay = c3.toggle("Overlay published models", value=True, help="open_clip zero-shot, model soups, the WiSE-FT/FLYP tables")
+zoom = c4.toggle("Zoom on this run's models", value=False, key="er_zoom")
 er = view.er_data(method, target, transform)
 base = er["baseline"]
 overlays = None
@@ -33,7 +34,7 @@ if overlay:
 x_label = view.id
 if view.is_imagenet and target in ("imagenet-r", "imagenet-a", "objectnet"):
     x_label = f"ImageNet (on {target}'s classes)"
-fig = er_figure(er, transform, sel.alpha, x_label, target, label, overlays)
+fig = er_figure(er, transform, sel.alpha, x_label, target, label, overlays, zoom=zoom)
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="er-chart")
 if base.get("source"):
     st.caption(

@@ -16,7 +16,7 @@ st.markdown(
     "computed once for every α and every eval set, so you can move α and watch every number follow.",
     unsafe_allow_html=True,
 )
-st.page_link("pages/tour.py", label="New here? Take the guided tour of the demo", icon="🧑‍🏫")
+st.page_link("pages/learn/tour.py", label="New here? Take the guided tour of the demo", icon="🧑‍🏫")
 how_to_read(
     "Pick a run and a fine-tuning method in the sidebar and move α. The three columns below are the zero-shot "
     "model, the WiSE-FT model at the current α and the fine-tuned model; OOD avg is the mean accuracy over the "

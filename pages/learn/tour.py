@@ -19,34 +19,38 @@ st.markdown(
 )
 steps = [
     (
-        "pages/tradeoff.py",
+        "pages/explore/tradeoff.py",
         "1 · Tradeoff",
         "Keep the method on **FT**. Drag α from 0 to 1 in the sidebar: ID (black) rises steadily, while OOD avg (red) "
         "peaks in the middle and falls at α = 1. Compare the solid WiSE-FT line with the dashed output-space ensemble. "
         "Then look at the α-picking table: how close does the ID-validation choice get to the OOD oracle?",
     ),
     (
-        "pages/effective_robustness.py",
+        "pages/explore/effective_robustness.py",
         "2 · Effective robustness",
         "The blue line is where standard models live. The zero-shot star sits above it "
         "(positive ρ); the fine-tuned triangle sits closer to it. The red WiSE-FT curve bulges up and to the right. "
         "Switch the target to single shifts: the gap is largest for shifts the fine-tuning data never showed.",
     ),
     (
-        "pages/diversity.py",
+        "pages/explore/diversity.py",
         "3 · Diversity & confidence",
         "Prediction diversity is higher on the shifts than on ID: the two models fail "
         "on different images, which is why mixing them helps. The margin violins show the fine-tuned model is more "
         "confident, right or wrong.",
     ),
     (
-        "pages/examples.py",
+        "pages/explore/examples.py",
         "4 · Examples & classes",
         "Pick a shift such as *handwriting* and filter to 'zero-shot right': these are the "
         "images fine-tuning broke. Per-class bars show which characters lost most.",
     ),
-    ("pages/feature_distortion.py", "5 · Why it happens", "The linear toy shows the mechanism behind FT's OOD loss and why LP-FT helps."),
-    ("pages/papers.py", "6 · Compare with the papers", "The same plots with the published ImageNet numbers."),
+    (
+        "pages/learn/feature_distortion.py",
+        "5 · Why it happens",
+        "The linear toy shows the mechanism behind FT's OOD loss and why LP-FT helps.",
+    ),
+    ("pages/learn/papers.py", "6 · Compare with the papers", "The same plots with the published ImageNet numbers."),
 ]
 for page, title, text in steps:
     st.subheader(title)
