@@ -180,6 +180,26 @@ def fit_linear_probe(
     return ClassificationHead(weight.detach(), bias.detach()), info
 
 
+# ------------------------------------------------------------------------------------ resume files
+def _load_resume(path: Path | None, module: nn.Module, optimizer) -> tuple[int, list]:
+    """Restore module + optimizer from ``path`` (weights_only); returns (epochs done, history)."""
+    if path is None or not path.exists():
+        return 0, []
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["epoch"]), list(state["history"])
+
+
+def _save_resume(path: Path | None, module: nn.Module, optimizer, epoch: int, history: list) -> None:
+    """Write the end-of-epoch state atomically (temp file + os.replace)."""
+    if path is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history}, tmp)
+    os.replace(tmp, path)
+
+
 # ------------------------------------------------------------------------------------ FT / LP-FT
 def train_classifier(
     classifier: ImageClassifier,
@@ -200,12 +220,7 @@ def train_classifier(
     workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
     steps_per_epoch = len(_loader(dataset, config.batch_size, True, 0, device, config.seed))
     total = steps_per_epoch * config.epochs
-    start_epoch, history = 0, []
-    if resume_path is not None and resume_path.exists():
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
-        classifier.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
+    start_epoch, history = _load_resume(resume_path, classifier, optimizer)
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, config.epochs):
         train_mode(model, freeze_bn)
@@ -228,10 +243,8 @@ def train_classifier(
             seen += len(labels)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}")
         history.append({"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_accuracy": total_right / max(seen, 1)})
-        if resume_path is not None and rank == 0:
-            tmp = resume_path.with_name(resume_path.name + ".tmp")
-            torch.save({"model": classifier.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history}, tmp)
-            os.replace(tmp, resume_path)
+        if rank == 0:
+            _save_resume(resume_path, classifier, optimizer, epoch + 1, history)
     classifier.eval()
     return classifier, {"history": history, "freeze_bn": freeze_bn, "steps": total}
 
@@ -269,12 +282,7 @@ def contrastive_train(
     workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
     steps_per_epoch = len(_loader(dataset, config.batch_size, True, 0, device, config.seed))
     total = steps_per_epoch * config.epochs
-    start_epoch, history = 0, []
-    if resume_path is not None and resume_path.exists():
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
+    start_epoch, history = _load_resume(resume_path, model, optimizer)
     rng = np.random.default_rng(config.seed + 1000 * start_epoch + rank)
     token_cache: dict[str, torch.Tensor] = {}
 
@@ -309,10 +317,8 @@ def contrastive_train(
             seen += len(images)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}")
         history.append({"epoch": epoch + 1, "loss": total_loss / max(seen, 1)})
-        if resume_path is not None and rank == 0:
-            tmp = resume_path.with_name(resume_path.name + ".tmp")
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history}, tmp)
-            os.replace(tmp, resume_path)
+        if rank == 0:
+            _save_resume(resume_path, model, optimizer, epoch + 1, history)
     model.eval()
     return model, {"history": history, "freeze_bn": freeze_bn, "steps": total}
 

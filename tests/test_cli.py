@@ -53,29 +53,27 @@ def test_finetune_eval_info_export(workspace, capsys):
     assert not (w / "run" / "lp.resume.pt").exists()
     assert (w / "run" / "ft.resume.pt").exists()  # resumable checkpoint of the last epoch
 
-    rc = main(
-        [
-            "eval",
-            *common,
-            "--finetuned",
-            f"ft={w / 'run' / 'ft.safetensors'}",
-            "--finetuned",
-            f"lp={w / 'run' / 'lp.safetensors'}",
-            "--id",
-            f"toy={w / 'test'}",
-            "--id-val",
-            f"toy-val={w / 'val'}",
-            "--shift",
-            f"shift={w / 'shift'}",
-            "--alphas",
-            "0:1:0.25",
-            "--out",
-            str(w / "store"),
-            "--batch-size",
-            "8",
-        ]
-    )
-    assert rc == 0
+    eval_args = [
+        "eval",
+        *common,
+        "--finetuned",
+        f"ft={w / 'run' / 'ft.safetensors'}",
+        "--finetuned",
+        f"lp={w / 'run' / 'lp.safetensors'}",
+        "--id",
+        f"toy={w / 'test'}",
+        "--id-val",
+        f"toy-val={w / 'val'}",
+        "--shift",
+        f"shift={w / 'shift'}",
+        "--alphas",
+        "0:1:0.25",
+        "--out",
+        str(w / "store"),
+        "--batch-size",
+        "8",
+    ]
+    assert main(eval_args) == 0
     capsys.readouterr()
     assert main(["info", str(w / "store"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -105,31 +103,7 @@ def test_finetune_eval_info_export(workspace, capsys):
 
     # re-running the same eval resumes (nothing to do) and gives the same store
     before = (w / "store" / "summary.parquet").read_bytes()
-    assert (
-        main(
-            [
-                "eval",
-                *common,
-                "--finetuned",
-                f"ft={w / 'run' / 'ft.safetensors'}",
-                "--finetuned",
-                f"lp={w / 'run' / 'lp.safetensors'}",
-                "--id",
-                f"toy={w / 'test'}",
-                "--id-val",
-                f"toy-val={w / 'val'}",
-                "--shift",
-                f"shift={w / 'shift'}",
-                "--alphas",
-                "0:1:0.25",
-                "--out",
-                str(w / "store"),
-                "--batch-size",
-                "8",
-            ]
-        )
-        == 0
-    )
+    assert main(eval_args) == 0
     import pandas as pd
 
     assert pd.read_parquet(w / "store" / "summary.parquet").equals(pd.read_parquet(__import__("io").BytesIO(before)))
