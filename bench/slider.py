@@ -140,6 +140,35 @@ def main(argv=None) -> dict:
             "move_ms_max": round(float(times.max()), 1),
         }
         print(page, result["pages"][page], flush=True)
+    # The same moves without Streamlit: only robust_core's per-alpha lookups (what the pages compute).
+    from robust_core.analysis import RunView
+
+    view = RunView(open_store(store_path))
+    lookups = {
+        "tradeoff": lambda a: (view.cards("ft", a), view.point_table("ft", a), view.picks("ft")),
+        "effective_robustness": lambda a: view.er_data("ft", "OOD avg", "logit"),
+        "diversity": lambda a: (view.diversity("ft"), view.margin_summary("ft", "shift-a", a), view.overrides("ft", a)),
+        "examples": lambda a: (view.disagreements("ft", "shift-a", a), view.per_class("ft", "shift-a", a)),
+    }
+    result["core_lookup_ms"] = {}
+    for name, fn in lookups.items():
+        fn(0.5)  # first use fills the caches
+        times = []
+        for _ in range(args.moves):
+            alpha = float(rng.choice(ALPHAS))
+            start = time.perf_counter()
+            fn(alpha)
+            times.append(1000 * (time.perf_counter() - start))
+        result["core_lookup_ms"][name] = {"median": round(float(np.median(times)), 2), "p95": round(float(np.percentile(times, 95)), 2)}
+    # Framework floor: the same slider move on a page that computes nothing.
+    at.switch_page("pages/learn/tour.py")
+    at.run()
+    floor = []
+    for _ in range(args.moves):
+        start = time.perf_counter()
+        at.select_slider(key="alpha").set_value(float(rng.choice(ALPHAS))).run()
+        floor.append(1000 * (time.perf_counter() - start))
+    result["streamlit_floor_ms"] = {"median": round(float(np.median(floor)), 1), "p95": round(float(np.percentile(floor, 95)), 1)}
     result["memory_mb"] = _rss_mb()
     print(json.dumps(result, indent=1))
     if args.out:

@@ -70,6 +70,7 @@ def tradeoff_figure(
                 showlegend=False,
                 marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color="#000", width=2)),
                 hoverinfo="skip",
+                meta=f"alpha:{col}",
             )
         )
     fig.update_layout(
@@ -220,6 +221,7 @@ def er_figure(
             name=f"current α={curve.alpha.iloc[i]:.2f}",
             marker=dict(size=20, color="rgba(255,215,0,0.9)", line=dict(color="#000", width=2), symbol="circle"),
             hoverinfo="skip",
+            meta="alpha:current",
         )
     )
     end = er["endpoints"]
@@ -313,7 +315,12 @@ def margin_figure(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def per_class_figure(table: pd.DataFrame, column: str, title: str) -> go.Figure:
+def per_class_figure(table: pd.DataFrame, column: str, title: str, max_bars: int = 60) -> go.Figure:
+    """Per-class accuracy change; with many classes, the ``max_bars`` largest |fine-tuned − zero-shot| changes."""
+    if len(table) > max_bars:
+        keep = (table["fine-tuned − zero-shot"].abs()).nlargest(max_bars).index
+        table = table.loc[keep]
+        title = f"{title} ({max_bars} classes with the largest fine-tuning change)"
     ordered = table.sort_values(column)
     colours = np.where(ordered[column] >= 0, "#2ca02c", "#d62728")
     fig = go.Figure(
@@ -346,4 +353,36 @@ def label_free_figure(frame: pd.DataFrame, alpha: float) -> go.Figure:
     )
     fig.add_vline(x=alpha, line=dict(color="#555", dash="dot"))
     fig.update_layout(xaxis_title="α", yaxis_title="OOD avg accuracy (%)", height=360, margin=dict(l=60, r=20, t=30, b=50))
+    return fig
+
+
+# ------------------------------------------------------------------------------ alpha-only updates
+# Rebuilding a Plotly figure costs tens of milliseconds (property validation); a slider move only
+# changes the α marker and line, so pages keep one figure per session and move those in place.
+
+
+def set_tradeoff_alpha(fig: go.Figure, wise: pd.DataFrame, alpha: float) -> go.Figure:
+    i = int(np.abs(wise.index.to_numpy() - alpha).argmin())
+    with fig.batch_update():
+        fig.layout.shapes[0].update(x0=alpha, x1=alpha)
+        fig.layout.annotations[0].update(x=alpha, text=f"α={alpha:.2f}")
+        for trace in fig.data:
+            if isinstance(trace.meta, str) and trace.meta.startswith("alpha:"):
+                col = trace.meta.split(":", 1)[1]
+                trace.update(x=[wise.index[i]], y=[100 * wise[col].iloc[i]])
+    return fig
+
+
+def set_er_alpha(fig: go.Figure, er: dict, transform: str, alpha: float) -> go.Figure:
+    curve = er["curve"]
+    i = int(np.abs(curve.alpha.to_numpy() - alpha).argmin())
+    x, y = metrics.transform([curve.x.iloc[i], curve.y.iloc[i]], transform)
+    for trace in fig.data:
+        if trace.meta == "alpha:current":
+            trace.update(x=[float(x)], y=[float(y)], name=f"current α={curve.alpha.iloc[i]:.2f}")
+    return fig
+
+
+def set_vline_alpha(fig: go.Figure, alpha: float) -> go.Figure:
+    fig.layout.shapes[0].update(x0=alpha, x1=alpha)
     return fig

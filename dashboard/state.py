@@ -136,3 +136,19 @@ def how_to_read(text: str) -> None:
 
 def download_csv(frame, name: str, label: str = "Download CSV") -> None:
     st.download_button(label, frame.to_csv().encode(), file_name=name, mime="text/csv", key=f"dl-{name}")
+
+
+def session_figure(key: tuple, build):
+    """A figure kept for this browser session (small LRU); pages update its α parts in place.
+
+    Per-session, not st.cache_resource: figures are mutated on every slider move, and sessions must
+    not share mutable objects.
+    """
+    cache = st.session_state.setdefault("_figure_cache", {})
+    if key in cache:
+        cache[key] = cache.pop(key)  # most recently used last
+    else:
+        while len(cache) >= 24:
+            cache.pop(next(iter(cache)))
+        cache[key] = build()
+    return cache[key]

@@ -376,8 +376,13 @@ class RunView:
 
     def margin_summary(self, method: str, dataset: str, alpha: float | None = None) -> pd.DataFrame:
         """Count, mean and median margin per model and correctness, over every example."""
-        frame = self.margins(method, dataset, alpha, max_rows=None)
-        return frame.groupby(["model", "correct"], sort=False).margin.agg(["count", "mean", "median"])
+        i = None if alpha is None else self.snap(method, alpha)[0]
+
+        def build():
+            frame = self.margins(method, dataset, alpha, max_rows=None)
+            return frame.groupby(["model", "correct"], sort=False).margin.agg(["count", "mean", "median"])
+
+        return self._memo(("margin_summary", method, dataset, i), build)
 
     def overrides(self, method: str, alpha: float) -> pd.DataFrame:
         """Per dataset: where zero-shot and fine-tuned disagree, whom theta(alpha) sides with."""

@@ -173,7 +173,7 @@ def fit_linear_probe(
     with torch.no_grad():
         final_loss = float(F.cross_entropy(feats @ weight.T + bias, labels))
         train_acc = float(((feats @ weight.T + bias).argmax(1) == labels).float().mean())
-    ratio = float(weight.norm() / w0.norm())
+    ratio = float(weight.detach().norm() / w0.norm())
     info = {"train_loss": final_loss, "train_accuracy": train_acc, "head_norm_ratio": ratio}
     if not 0.2 < ratio < 5:
         info["warning"] = f"LP head norm is {ratio:.2f}x the zero-shot head's; interpolation will mostly rescale logits. Increase --lp-l2."

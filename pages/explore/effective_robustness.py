@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from dashboard.charts import PLOTLY_CONFIG, er_figure
-from dashboard.state import download_csv, how_to_read, require_view
+from dashboard.charts import PLOTLY_CONFIG, er_figure, set_er_alpha
+from dashboard.state import download_csv, how_to_read, require_view, session_figure
 from robust_core.analysis import OOD_AVG
 
 sel = st.session_state["selection"]
@@ -34,7 +34,11 @@ if overlay:
 x_label = view.id
 if view.is_imagenet and target in ("imagenet-r", "imagenet-a", "objectnet"):
     x_label = f"ImageNet (on {target}'s classes)"
-fig = er_figure(er, transform, sel.alpha, x_label, target, label, overlays, zoom=zoom)
+fig = session_figure(
+    ("er", id(view), method, target, transform, overlay, zoom),
+    lambda: er_figure(er, transform, sel.alpha, x_label, target, label, overlays, zoom=zoom),
+)
+set_er_alpha(fig, er, transform, sel.alpha)
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="er-chart")
 if base.get("source"):
     st.caption(

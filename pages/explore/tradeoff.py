@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from dashboard.charts import PLOTLY_CONFIG, label_free_figure, tradeoff_figure
-from dashboard.state import download_csv, how_to_read, pct, points, require_view
+from dashboard.charts import PLOTLY_CONFIG, label_free_figure, set_tradeoff_alpha, set_vline_alpha, tradeoff_figure
+from dashboard.state import download_csv, how_to_read, pct, points, require_view, session_figure
 
 sel = st.session_state["selection"]
 view = require_view(sel)
@@ -23,7 +23,12 @@ c[2].metric("OOD avg", pct(cards["ood"]), points(cards["ood_vs_zeroshot"]) + " v
 c[3].metric("OOD avg vs fine-tuned", points(cards["ood_vs_finetuned"]))
 
 show_shifts = st.toggle("Show every shift", value=True)
-fig = tradeoff_figure(view.curves(method, "wise"), view.curves(method, "ensemble"), view.id, view.shifts, cards["alpha"], show_shifts)
+wise, ensemble = view.curves(method, "wise"), view.curves(method, "ensemble")
+fig = session_figure(
+    ("tradeoff", id(view), method, show_shifts),
+    lambda: tradeoff_figure(wise, ensemble, view.id, view.shifts, cards["alpha"], show_shifts),
+)
+set_tradeoff_alpha(fig, wise, cards["alpha"])
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="tradeoff-chart")
 
 st.subheader(f"Every set at α = {cards['alpha']:.2f}")
@@ -44,6 +49,7 @@ download_csv(picks, f"{sel.run}-{method}-alpha-picks.csv")
 
 st.subheader("How good is the label-free OOD estimate?")
 lf = view.label_free(method)
-st.plotly_chart(label_free_figure(lf, cards["alpha"]), width="stretch", config=PLOTLY_CONFIG, key="labelfree-chart")
+lf_fig = session_figure(("label-free", id(view), method), lambda: label_free_figure(lf, cards["alpha"]))
+st.plotly_chart(set_vline_alpha(lf_fig, cards["alpha"]), width="stretch", config=PLOTLY_CONFIG, key="labelfree-chart")
 st.caption(f"Mean absolute error of the estimate across the α grid: {100 * lf['error'].abs().mean():.2f} points.")
 download_csv(lf, f"{sel.run}-{method}-label-free.csv")

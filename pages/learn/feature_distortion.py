@@ -51,7 +51,9 @@ for key in ("lp", "ft", "lpft"):
         row=1,
         col=2,
     )
-fig.update_yaxes(type="log", row=1, col=1, title="squared loss")
+top = max(float(np.max(result[k][c])) for k in ("lp", "ft", "lpft") for c in ("id_loss", "ood_loss"))
+# floor at 1e-5: below that the ID losses are just converged, and the OOD gap is what matters
+fig.update_yaxes(type="log", range=[-5, np.log10(top) + 0.3], row=1, col=1, title="squared loss (log, floored at 1e-5)")
 fig.update_yaxes(type="log", row=1, col=2, title="Frobenius norm", exponentformat="e")
 fig.update_xaxes(title="step")
 fig.update_layout(height=520, margin=dict(l=60, r=20, t=40, b=50))
