@@ -33,7 +33,8 @@ st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="tradeoff-chart"
 
 st.subheader(f"Every set at α = {cards['alpha']:.2f}")
 table = view.point_table(method, sel.alpha)
-st.dataframe((100 * table).style.format("{:.2f}"), width="stretch")
+# column_config formatting instead of a pandas Styler: the same look, far cheaper on every slider move
+st.dataframe(100 * table, width="stretch", column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in table.columns})
 download_csv(table, f"{sel.run}-{method}-alpha{cards['alpha']:.2f}.csv")
 
 st.subheader("Which α would you pick?")
@@ -44,7 +45,16 @@ how_to_read(
     "(agreement-on-the-line, Baek et al. 2022)."
 )
 picks = view.picks(method)
-st.dataframe(picks.style.format({"alpha": "{:.2f}", "ID": lambda v: pct(v), "OOD avg": lambda v: pct(v)}), hide_index=True, width="stretch")
+st.dataframe(
+    picks.assign(ID=100 * picks["ID"], **{"OOD avg": 100 * picks["OOD avg"]}),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "alpha": st.column_config.NumberColumn("α", format="%.2f"),
+        "ID": st.column_config.NumberColumn("ID (%)", format="%.1f"),
+        "OOD avg": st.column_config.NumberColumn("OOD avg (%)", format="%.1f"),
+    },
+)
 download_csv(picks, f"{sel.run}-{method}-alpha-picks.csv")
 
 st.subheader("How good is the label-free OOD estimate?")
