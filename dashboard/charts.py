@@ -90,6 +90,11 @@ def _axis(lo: float, hi: float, transform: str, title: str) -> dict:
     return dict(title=title, tickvals=tickvals, ticktext=ticktext, range=[float(lo_t), float(hi_t)], zeroline=False)
 
 
+def _error_bars(center, lo, hi) -> dict:
+    """Asymmetric error bars (Clopper-Pearson bounds, already on the transformed axis)."""
+    return dict(type="data", symmetric=False, array=hi - center, arrayminus=center - lo, thickness=1, width=0, color="rgba(214,39,40,0.5)")
+
+
 def er_figure(
     er: dict,
     transform: str,
@@ -191,24 +196,8 @@ def er_figure(
             line=dict(color="#d62728", width=3),
             marker=dict(size=7),
             customdata=np.stack([curve.alpha, 100 * curve.x, 100 * curve.y, rho], axis=1),
-            error_x=dict(
-                type="data",
-                symmetric=False,
-                array=T(curve.x_hi) - T(curve.x),
-                arrayminus=T(curve.x) - T(curve.x_lo),
-                thickness=1,
-                width=0,
-                color="rgba(214,39,40,0.5)",
-            ),
-            error_y=dict(
-                type="data",
-                symmetric=False,
-                array=T(curve.y_hi) - T(curve.y),
-                arrayminus=T(curve.y) - T(curve.y_lo),
-                thickness=1,
-                width=0,
-                color="rgba(214,39,40,0.5)",
-            ),
+            error_x=_error_bars(T(curve.x), T(curve.x_lo), T(curve.x_hi)),
+            error_y=_error_bars(T(curve.y), T(curve.y_lo), T(curve.y_hi)),
             hovertemplate="WiSE-FT α=%{customdata[0]:.2f}<br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<br>ρ=%{customdata[3]:+.2f} pts<extra></extra>",
         )
     )

@@ -111,13 +111,10 @@ def test_finetune_eval_info_export(workspace, capsys):
 
 def test_cli_errors_are_messages_not_tracebacks(workspace, capsys):
     w = workspace
+    base = ["eval", "--arch", TINY_ARCH, "--checkpoint", str(w / "clip.safetensors")]
     rc = main(
         [
-            "eval",
-            "--arch",
-            TINY_ARCH,
-            "--checkpoint",
-            str(w / "clip.safetensors"),
+            *base,
             "--finetuned",
             f"ft={w / 'nope.safetensors'}",
             "--id",
@@ -129,11 +126,7 @@ def test_cli_errors_are_messages_not_tracebacks(workspace, capsys):
     assert rc == 2 and "not found" in capsys.readouterr().err
     rc = main(
         [
-            "eval",
-            "--arch",
-            TINY_ARCH,
-            "--checkpoint",
-            str(w / "clip.safetensors"),
+            *base,
             "--finetuned",
             f"ft={w / 'run' / 'ft.safetensors'}",
             "--id",
