@@ -220,9 +220,7 @@ def er_figure(
             go.Scatter(
                 x=[T(row.x)],
                 y=[T(row.y)],
-                mode="markers+text",
-                text=[row.model],
-                textposition="top center",
+                mode="markers",
                 name=row.model,
                 marker=dict(
                     size=14,
