@@ -119,14 +119,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rank() -> int:
-    import torch
-
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return 0
-
-
 def _split_named(value: str) -> tuple[str, str | None]:
     if "=" in value:
         name, path = value.split("=", 1)
@@ -142,12 +134,13 @@ def _load_base(args):
 
 def cmd_finetune(args) -> int:
     from .datasets import head_classnames_for, resolve, templates_for
+    from .evaluate import rank_world
     from .finetune import FinetuneConfig, finetune, init_distributed
     from .models import CheckpointInfo, build_classifier, build_zeroshot_head, save_classifier
     from .templates import get_templates
 
     init_distributed()
-    rank0 = _rank() == 0
+    rank0 = rank_world()[0] == 0
     model, preprocess, tokenizer = _load_base(args)
     name, root = _split_named(args.train)
     classnames = head_classnames_for(name, root)
@@ -189,7 +182,7 @@ def cmd_finetune(args) -> int:
 
 def cmd_eval(args) -> int:
     from .datasets import head_classnames_for, resolve, templates_for
-    from .evaluate import EvalConfig, MethodSpec, linear_is_valid
+    from .evaluate import EvalConfig, MethodSpec, linear_is_valid, rank_world
     from .finetune import init_distributed
     from .models import build_classifier, build_zeroshot_head, load_state_dict, read_checkpoint_info, sha256_file
     from .pipeline import build_store
@@ -243,7 +236,7 @@ def cmd_eval(args) -> int:
     from .models import CheckpointInfo, save_classifier
 
     zs_sha = None
-    if _rank() == 0:  # under torchrun only rank 0 writes files other than its own store parts
+    if rank_world()[0] == 0:  # under torchrun only rank 0 writes files other than its own store parts
         zs_sha = save_classifier(
             zeroshot,
             out / "checkpoints" / "zeroshot.safetensors",

@@ -85,7 +85,8 @@ def linear_is_valid(theta_zeroshot: dict, theta_finetuned: dict) -> bool:
     return True
 
 
-def _rank_world() -> tuple[int, int]:
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) under torchrun, (0, 1) otherwise."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
@@ -119,7 +120,7 @@ def evaluate_alpha_grid(
     """
     config = config or EvalConfig()
     device = pick_device(config.device)
-    rank, world = _rank_world()
+    rank, world = rank_world()
     classifier = classifier.to(device).eval()
     baselines = {k: m.to(device).eval() for k, m in (baselines or {}).items()}
     for spec in methods:

@@ -37,7 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .evaluate import autocast_for, pick_device
+from .evaluate import autocast_for, pick_device, rank_world
 from .models import ClassificationHead, ImageClassifier, build_zeroshot_head
 
 METHODS = ("ft", "lp", "lpft", "flyp")
@@ -90,12 +90,6 @@ def train_mode(module: nn.Module, freeze_bn: bool) -> None:
                 m.eval()
 
 
-def _dist() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def init_distributed() -> bool:
     """Initialise torch.distributed when launched by torchrun (WORLD_SIZE > 1). Returns True if so."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -109,7 +103,7 @@ def init_distributed() -> bool:
 
 
 def _loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, device, seed: int, epoch: int = 0):
-    rank, world = _dist()
+    rank, world = rank_world()
     sampler = None
     if world > 1:
         sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=shuffle)
@@ -209,7 +203,7 @@ def train_classifier(
 ) -> tuple[ImageClassifier, dict]:
     """End-to-end cross-entropy fine-tuning (FT; LP-FT when the head comes from LP)."""
     device = pick_device(config.device)
-    rank, world = _dist()
+    rank, world = rank_world()
     freeze_bn = has_batchnorm(classifier.image_encoder) if config.freeze_bn is None else config.freeze_bn
     classifier = classifier.to(device)
     model: nn.Module = classifier
@@ -267,7 +261,7 @@ def contrastive_train(
     from open_clip.loss import ClipLoss
 
     device = pick_device(config.device)
-    rank, world = _dist()
+    rank, world = rank_world()
     freeze_bn = has_batchnorm(model.visual) if config.freeze_bn is None else config.freeze_bn
     model = model.to(device)
     wrapped: nn.Module = model
