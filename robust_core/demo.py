@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,15 +106,11 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
     key = json.dumps({"config": trained, "arch": arch_file.read_text() if arch_file.exists() else config.arch}, sort_keys=True, default=str)
     key_file = build / "key.json"
     if not key_file.exists() or key_file.read_text() != key:
-        import shutil
-
-        # A different configuration: drop checkpoints and the old store (rendered data is keyed separately).
+        # A different configuration: drop the checkpoints (rendered data is keyed separately; the store
+        # itself is rebuilt on every run, step 6).
         shutil.rmtree(build / "ckpt", ignore_errors=True)
         for stale in ("clip_pretrained.safetensors", "pretrain.resume.pt"):
             (build / stale).unlink(missing_ok=True)
-        for child in out.iterdir():
-            if child.name != "_build":
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
         key_file.write_text(key)
     timings: dict[str, float] = {}
     t_all = time.time()
@@ -264,8 +261,6 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
     eval_names = ["id-test", "id-val", *world.SHIFTS]
     evalsets = [EvalSet(n, dataset(n, eval_size(n)), list(classnames), None, {"loader": "demo_world", "split": n}) for n in eval_names]
     _log("evaluating the alpha grid on every set")
-    import shutil
-
     for child in out.iterdir():  # the evaluation is cheap: always rebuild the store itself
         if child.name != "_build":
             shutil.rmtree(child) if child.is_dir() else child.unlink()
@@ -312,7 +307,6 @@ def check_criteria(store: Store) -> dict:
 
     Returns a dict of named booleans plus the numbers behind them (fractions).
     """
-    from . import metrics
     from .analysis import OOD_AVG, RunView
 
     view = RunView(store)
@@ -321,10 +315,10 @@ def check_criteria(store: Store) -> dict:
     ft_id, ft_ood = float(ft[store.id].iloc[-1]), float(ft[OOD_AVG].iloc[-1])
     gain = ft_id - zs_id
     keeps = ft[(ft[store.id] - zs_id >= 0.5 * gain) & (ft[OOD_AVG] >= zs_ood)]
-    base = view.baseline_table()
-    slope, intercept = metrics.fit_baseline(base[store.id], base[OOD_AVG])
-    rho_zs = float(metrics.effective_robustness(zs_id, zs_ood, slope, intercept))
-    id_values = [float(v) for m in store.methods for v in view.curves(m)[store.id]] + [float(v) for v in base[store.id]]
+    er = view.er_data("ft", OOD_AVG, "logit")  # the same line and rho the Effective-robustness page shows
+    slope, intercept = er["baseline"]["slope"], er["baseline"]["intercept"]
+    rho_zs = float(er["curve"]["rho"].iloc[0]) / 100
+    id_values = [float(v) for m in store.methods for v in view.curves(m)[store.id]] + [float(v) for v in er["baseline"]["points"].x]
     out = {
         "zeroshot_id": zs_id,
         "zeroshot_ood_avg": zs_ood,
