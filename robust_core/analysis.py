@@ -192,38 +192,38 @@ class RunView:
 
         return self._memo(("bpred", name, dataset), build)
 
-    def _subset_x(self, method: str, shift: str) -> np.ndarray | None:
-        """ImageNet stores: accuracy on ImageNet val restricted to ``shift``'s classes, per alpha."""
-        from .datasets import classnames_for, get_spec, projection_for
+    def _subset_x(self, method: str, shift: str, kind: str = "wise") -> np.ndarray | None:
+        """ImageNet stores: accuracy on ImageNet val restricted to ``shift``'s classes, per alpha.
 
-        spec = get_spec(shift) if shift in ("imagenet-r", "imagenet-a", "objectnet") else None
-        if not self.is_imagenet or spec is None:
+        ``kind="ensemble"`` scores the output-space ensemble of the endpoints instead of theta(alpha).
+        """
+        from .datasets import get_spec, projection_for
+
+        if not self.is_imagenet or shift not in ("imagenet-r", "imagenet-a", "objectnet"):
             return None
+        project = projection_for(get_spec(shift))
 
         def build():
             import torch
 
-            project = projection_for(spec)
-            labels = self.labels(self.id)
-            n_sub = len(classnames_for(spec["classes"]))
-            # map each ImageNet label to its subset class (or -1)
+            # Projecting the identity gives, per subset class, a 1 at each of its ImageNet columns
+            # (one for R/A, a group for ObjectNet): map every ImageNet label to its subset class or -1.
+            columns = project(torch.eye(1000)).numpy()
             mapper = np.full(1000, -1)
-            eye = torch.eye(1000)
-            proj = project(eye).numpy()  # (1000, n_sub): column k picks its ImageNet indices
-            for k in range(n_sub):
-                if spec["projection"]["type"] == "subset":
-                    mapper[int(np.argmax(proj[:, k]))] = k
-                else:
-                    mapper[np.flatnonzero(proj[:, k] > 0)] = k
+            for k in range(columns.shape[1]):
+                mapper[columns[:, k] > 0] = k
+            labels = self.labels(self.id)
             keep = mapper[labels] >= 0
             logits = self.store.logits(method, self.id)
+            first, last = (np.asarray(logits[j][keep], np.float32) for j in (0, -1))
             acc = []
-            for j in range(logits.shape[0]):
-                sub = project(torch.from_numpy(np.asarray(logits[j][keep], np.float32))).numpy()
+            for j, alpha in enumerate(self.alphas(method)):
+                rows = (1 - alpha) * first + alpha * last if kind == "ensemble" else np.asarray(logits[j][keep], np.float32)
+                sub = project(torch.from_numpy(rows)).numpy()
                 acc.append(float((sub.argmax(1) == mapper[labels[keep]]).mean()))
             return np.asarray(acc)
 
-        return self._memo(("subset_x", method, shift), build)
+        return self._memo(("subset_x", method, shift, kind), build)
 
     def er_data(self, method: str, target: str, transform: str = "logit") -> dict:
         """Everything the effective-robustness scatter needs for ``target`` (a shift or ``OOD avg``).
@@ -248,7 +248,7 @@ class RunView:
             y = wise[target].to_numpy()
             y_k = counts[target].to_numpy()
             y_n = np.full_like(y_k, self.store.manifest["datasets"][target]["n"])
-        sub = self._subset_x(method, target) if target != OOD_AVG else None
+        sub = self._subset_x(method, target, kind) if target != OOD_AVG else None
         if sub is not None:
             x = sub
         return x, y, (x_k, x_n), (y_k, y_n)
