@@ -121,6 +121,30 @@ def require_view(sel: Selection) -> RunView:
     return sel.view
 
 
+@dataclass
+class MethodPage:
+    """What a per-method page works with: the open run, the method and the grid alpha nearest the slider."""
+
+    run: str
+    view: RunView
+    method: str
+    label: str
+    alpha: float
+
+
+def method_page(title: str) -> MethodPage:
+    """Stop with a message if the store is unusable, else render ``title`` and return the selection.
+
+    ``title`` may use ``{label}`` (the method's label) and ``{alpha}`` (the snapped alpha).
+    """
+    sel: Selection = st.session_state["selection"]
+    view = require_view(sel)
+    _, alpha = view.snap(sel.method, sel.alpha)
+    label = view.method_label(sel.method)
+    st.title(title.format(label=label, alpha=alpha))
+    return MethodPage(sel.run, view, sel.method, label, alpha)
+
+
 def pct(x: float) -> str:
     return "–" if x != x else f"{100 * x:.1f}%"
 

@@ -3,13 +3,10 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, diversity_figure, margin_figure
-from dashboard.state import download_csv, how_to_read, require_view, session_figure
+from dashboard.state import download_csv, how_to_read, method_page, session_figure
 
-sel = st.session_state["selection"]
-view = require_view(sel)
-method, label = sel.method, view.method_label(sel.method)
-i, alpha = view.snap(method, sel.alpha)
-st.title(f"Diversity & confidence · {label}")
+page = method_page("Diversity & confidence · {label}")
+view, method, alpha = page.view, page.method, page.alpha
 how_to_read(
     "Ensembling helps when the two models make *different* mistakes. **Prediction diversity** is the fraction of "
     "examples where exactly one of them is right; **1 − Cohen's κ** measures disagreement beyond chance; **KL** "
@@ -19,7 +16,7 @@ how_to_read(
 div = view.diversity(method)
 st.plotly_chart(diversity_figure(div), width="stretch", config=PLOTLY_CONFIG, key="div-chart")
 st.dataframe(div.style.format("{:.4f}"), width="stretch")
-download_csv(div, f"{sel.run}-{method}-diversity.csv")
+download_csv(div, f"{page.run}-{method}-diversity.csv")
 
 st.subheader("Confidence: margins of correct and incorrect predictions")
 how_to_read(
@@ -43,4 +40,4 @@ how_to_read(
 )
 over = view.overrides(method, alpha)
 st.dataframe(over.style.format("{:.3f}"), width="stretch")
-download_csv(over, f"{sel.run}-{method}-overrides-alpha{alpha:.2f}.csv")
+download_csv(over, f"{page.run}-{method}-overrides-alpha{alpha:.2f}.csv")

@@ -3,13 +3,11 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, er_figure, set_er_alpha
-from dashboard.state import download_csv, how_to_read, require_view, session_figure
+from dashboard.state import download_csv, how_to_read, method_page, session_figure
 from robust_core.analysis import OOD_AVG
 
-sel = st.session_state["selection"]
-view = require_view(sel)
-method, label = sel.method, view.method_label(sel.method)
-st.title(f"Effective robustness · {label}")
+page = method_page("Effective robustness · {label}")
+view, method, label, alpha = page.view, page.method, page.label, page.alpha
 how_to_read(
     "Each point is a model: x = ID accuracy, y = accuracy under shift, both on a logit scale where standard "
     "models trained on ID data fall on a line (blue; Taori et al. 2020, Miller et al. 2021). **Effective "
@@ -36,9 +34,9 @@ if view.is_imagenet and target in ("imagenet-r", "imagenet-a", "objectnet"):
     x_label = f"ImageNet (on {target}'s classes)"
 fig = session_figure(
     ("er", id(view), method, target, transform, overlay, zoom),
-    lambda: er_figure(er, transform, sel.alpha, x_label, target, label, overlays, zoom=zoom),
+    lambda: er_figure(er, transform, alpha, x_label, target, label, overlays, zoom=zoom),
 )
-set_er_alpha(fig, er, transform, sel.alpha)
+set_er_alpha(fig, er, transform, alpha)
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="er-chart")
 if base.get("source"):
     st.caption(
@@ -56,7 +54,7 @@ table = er["table"].copy()
 table["x (%)"], table["y (%)"] = 100 * table.x, 100 * table.y
 cols = ["model", "x (%)", "y (%)"] + (["rho"] if "rho" in table else [])
 st.dataframe(table[cols].rename(columns={"rho": "ρ (points)"}).style.format(precision=2), hide_index=True, width="stretch")
-download_csv(table, f"{sel.run}-{method}-effective-robustness-{target}.csv")
+download_csv(table, f"{page.run}-{method}-effective-robustness-{target}.csv")
 if base.get("source"):
     with st.expander("Standard models used for the line"):
         st.dataframe(base["points"], width="stretch")

@@ -3,13 +3,10 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, per_class_figure
-from dashboard.state import download_csv, how_to_read, pct, require_view
+from dashboard.state import download_csv, how_to_read, method_page, pct
 
-sel = st.session_state["selection"]
-view = require_view(sel)
-method, label = sel.method, view.method_label(sel.method)
-i, alpha = view.snap(method, sel.alpha)
-st.title(f"Examples & classes · {label}")
+page = method_page("Examples & classes · {label}")
+view, method, alpha = page.view, page.method, page.alpha
 how_to_read(
     "Images on which the zero-shot and fine-tuned models disagree, with each model's top-3 guesses and those of "
     "θ(α) at the current α. Green ✓ marks a correct top-1. Below, the per-class accuracy change shows which classes "
@@ -42,7 +39,7 @@ else:
         st.caption("This store has no thumbnails (stores built with `eval` keep only logits); the table lists the examples.")
     with st.expander("As a table"):
         st.dataframe(table, hide_index=True, width="stretch")
-        download_csv(table, f"{sel.run}-{method}-{dataset}-disagreements.csv")
+        download_csv(table, f"{page.run}-{method}-{dataset}-disagreements.csv")
 
 st.subheader(f"Per-class accuracy change on {dataset}")
 per_class = view.per_class(method, dataset, alpha)
@@ -61,4 +58,4 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
-download_csv(per_class, f"{sel.run}-{method}-{dataset}-per-class.csv")
+download_csv(per_class, f"{page.run}-{method}-{dataset}-per-class.csv")

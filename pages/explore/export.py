@@ -5,15 +5,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.state import how_to_read, require_view, store_root
+from dashboard.state import how_to_read, method_page, store_root
 from robust_core.export import export_interpolated, metrics_at
 from robust_core.store import StoreError
 
-sel = st.session_state["selection"]
-view = require_view(sel)
-method, label = sel.method, view.method_label(sel.method)
-i, alpha = view.snap(method, sel.alpha)
-st.title(f"Export · {label} at α = {alpha:.2f}")
+page = method_page("Export · {label} at α = {alpha:.2f}")
+view, method, alpha = page.view, page.method, page.alpha
 how_to_read(
     "Download every number behind the dashboard, or write the interpolated weights θ(α) for deployment. The same "
     "code runs from the command line: `python -m robust_core export STORE --method M --alpha A --out FILE`."
@@ -22,15 +19,15 @@ results = view.results_table()
 st.download_button(
     "Download all results (CSV: method, kind, alpha, dataset, correct, n, accuracy)",
     results.to_csv(index=False).encode(),
-    file_name=f"{sel.run}-results.csv",
+    file_name=f"{page.run}-results.csv",
     mime="text/csv",
     key="dl-all",
 )
-snapshot = {"run": sel.run, "method": method, **metrics_at(view.store, method, alpha)}
+snapshot = {"run": page.run, "method": method, **metrics_at(view.store, method, alpha)}
 st.download_button(
     "Download metrics at this α (JSON)",
     json.dumps(snapshot, indent=1).encode(),
-    file_name=f"{sel.run}-{method}-alpha{alpha:.2f}.json",
+    file_name=f"{page.run}-{method}-alpha{alpha:.2f}.json",
     mime="application/json",
     key="dl-json",
 )
@@ -44,7 +41,7 @@ if zs is None or ft is None or not zs.exists() or not ft.exists():
         f"wrote them: `{ft}`). For the demo, run `python -m robust_core demo` once to rebuild them, then come back."
     )
 else:
-    default = store_root() / "exports" / f"{sel.run}-{method}-alpha{alpha:.2f}.safetensors"
+    default = store_root() / "exports" / f"{page.run}-{method}-alpha{alpha:.2f}.safetensors"
     target = st.text_input("Write to", str(default))
     if st.button("Write θ(α) as safetensors", type="primary"):
         try:

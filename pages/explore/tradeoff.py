@@ -3,19 +3,17 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, label_free_figure, set_tradeoff_alpha, set_vline_alpha, tradeoff_figure
-from dashboard.state import download_csv, how_to_read, pct, points, require_view, session_figure
+from dashboard.state import download_csv, how_to_read, method_page, pct, points, session_figure
 
-sel = st.session_state["selection"]
-view = require_view(sel)
-method, label = sel.method, view.method_label(sel.method)
-st.title(f"ID / OOD tradeoff · {label}")
+page = method_page("ID / OOD tradeoff · {label}")
+view, method, alpha = page.view, page.method, page.alpha
 how_to_read(
     "Each line is accuracy as α moves from the zero-shot model (α = 0) to the fine-tuned one (α = 1). "
     "Solid lines are **WiSE-FT** (weights interpolated); dashed lines are the **output-space ensemble** of the two "
     "endpoints (a different, twice-as-expensive model). The robustness story is in the red OOD-avg line: "
     "if it bulges above both endpoints, a middle α gets ID gains without paying for them under shift."
 )
-cards = view.cards(method, sel.alpha)
+cards = view.cards(method, alpha)
 c = st.columns(4)
 c[0].metric(f"ID ({view.id}) at α={cards['alpha']:.2f}", pct(cards["id"]), points(cards["id_vs_zeroshot"]) + " vs zero-shot")
 c[1].metric("ID vs fine-tuned", points(cards["id_vs_finetuned"]))
@@ -32,10 +30,10 @@ set_tradeoff_alpha(fig, wise, cards["alpha"])
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="tradeoff-chart")
 
 st.subheader(f"Every set at α = {cards['alpha']:.2f}")
-table = view.point_table(method, sel.alpha)
+table = view.point_table(method, alpha)
 # column_config formatting instead of a pandas Styler: the same look, far cheaper on every slider move
 st.dataframe(100 * table, width="stretch", column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in table.columns})
-download_csv(table, f"{sel.run}-{method}-alpha{cards['alpha']:.2f}.csv")
+download_csv(table, f"{page.run}-{method}-alpha{cards['alpha']:.2f}.csv")
 
 st.subheader("Which α would you pick?")
 how_to_read(
@@ -55,11 +53,11 @@ st.dataframe(
         "OOD avg": st.column_config.NumberColumn("OOD avg (%)", format="%.1f"),
     },
 )
-download_csv(picks, f"{sel.run}-{method}-alpha-picks.csv")
+download_csv(picks, f"{page.run}-{method}-alpha-picks.csv")
 
 st.subheader("How good is the label-free OOD estimate?")
 lf = view.label_free(method)
 lf_fig = session_figure(("label-free", id(view), method), lambda: label_free_figure(lf, cards["alpha"]))
 st.plotly_chart(set_vline_alpha(lf_fig, cards["alpha"]), width="stretch", config=PLOTLY_CONFIG, key="labelfree-chart")
 st.caption(f"Mean absolute error of the estimate across the α grid: {100 * lf['error'].abs().mean():.2f} points.")
-download_csv(lf, f"{sel.run}-{method}-label-free.csv")
+download_csv(lf, f"{page.run}-{method}-label-free.csv")
