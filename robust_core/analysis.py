@@ -187,8 +187,7 @@ class RunView:
     # ------------------------------------------------------------------ effective robustness
     def _baseline_pred(self, name: str, dataset: str) -> np.ndarray:
         def build():
-            logits = self.store.baseline_logits(name, dataset)
-            return np.asarray(logits, np.float32).argmax(-1)
+            return self.store.baseline_predictions(name, dataset)
 
         return self._memo(("bpred", name, dataset), build)
 

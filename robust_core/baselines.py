@@ -57,19 +57,32 @@ class BaselineSpec:
     epochs: int  # training epochs on the ID training set
     lr: float = 2e-3
     seed: int = 0
+    augment: bool = False  # random translation/rotation (lifts the larger models' ID accuracy)
 
     @property
     def name(self) -> str:
-        return f"convnet-w{self.width}-d{self.depth}-e{self.epochs}"
+        return f"convnet-w{self.width}-d{self.depth}-e{self.epochs}" + ("-aug" if self.augment else "")
 
 
 def default_family() -> list[BaselineSpec]:
-    """12 standard models spanning low to high ID accuracy (about a minute on 2 CPU cores)."""
-    specs = []
-    for width, depth in ((4, 2), (8, 2), (8, 3), (12, 3), (16, 3), (16, 4)):
-        for epochs in (1, 4):
-            specs.append(BaselineSpec(width, depth, epochs, seed=width * 10 + depth + epochs))
-    return specs
+    """14 standard models spread along the ID axis, most of them where the CLIP models are (>= 50%)."""
+    grid = [
+        (4, 2, 1, False),
+        (8, 2, 2, False),
+        (8, 3, 2, False),
+        (12, 3, 3, False),
+        (16, 3, 3, False),
+        (16, 3, 6, False),
+        (16, 4, 4, False),
+        (16, 4, 8, True),
+        (24, 3, 6, False),
+        (24, 3, 8, True),
+        (24, 4, 6, False),
+        (24, 4, 10, True),
+        (32, 3, 8, True),
+        (32, 4, 10, True),
+    ]
+    return [BaselineSpec(w, d, e, seed=w * 10 + d + e, augment=a) for w, d, e, a in grid]
 
 
 def train_standard_model(
@@ -87,6 +100,7 @@ def train_standard_model(
         warmup_steps=20,
         freeze_bn=False,
         seed=spec.seed,
+        augment=spec.augment,
         device=device,
         progress=progress,
         num_workers=0,

@@ -34,7 +34,7 @@ An interrupted run resumes when the same command is run again.""",
   python -m robust_core info cache/demo --json""",
     "export": """example (theta(0.5) of the FT run, weights + metrics JSON):
   python -m robust_core export cache/demo --method ft --alpha 0.5 --out wise_ft_0.5.safetensors""",
-    "demo": """example (full build, ~10-15 min on 2 CPU cores):
+    "demo": """example (full build, ~20 min on 2 CPU cores; refuses to replace cache/demo without --force):
   python -m robust_core demo
 example (a miniature in seconds, to check the set-up):
   python -m robust_core demo --miniature --out /tmp/demo-mini""",
@@ -110,8 +110,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .safetensors path (the JSON goes beside it)")
 
     p = add("demo", "Build the embedded demo store from nothing (render, pretrain, fine-tune, evaluate).")
-    p.add_argument("--out", default="cache/demo")
+    p.add_argument("--out", default=None, help="store directory (default cache/demo; --miniature: a temporary folder)")
     p.add_argument("--miniature", action="store_true", help="tiny sizes, seconds (for checks and CI)")
+    p.add_argument("--force", action="store_true", help="replace an existing store at --out")
+    p.add_argument("--build-dir", default=None, help="cache of rendered data and checkpoints (default OUT/_build)")
+    p.add_argument("--criteria", action="store_true", help="print the acceptance criteria with their paired intervals")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
 
@@ -338,13 +341,20 @@ def cmd_export(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import DemoConfig, build_demo, miniature_config
+    from .demo import DemoConfig, DemoExistsError, build_demo, default_miniature_out, format_criteria, miniature_config
 
     config = miniature_config() if args.miniature else DemoConfig()
     config.seed = args.seed
     config.world.seed = args.seed
-    store = build_demo(args.out, config, device=args.device)
+    out = args.out or (default_miniature_out() if args.miniature else "cache/demo")
+    try:
+        store = build_demo(out, config, device=args.device, force=args.force, build_dir=args.build_dir)
+    except DemoExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _print_info(store)
+    if args.criteria:
+        print(format_criteria(store))
     return 0
 
 

@@ -12,14 +12,19 @@ store itself is small enough to commit.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import io
 import json
+import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import open_clip
 import torch
 
 from .baselines import BaselineSpec, default_family, train_standard_model
@@ -37,24 +42,64 @@ DEMO_ARCH = "tiny-rn16-demo"
 
 
 @dataclass
+class SoupIngredient:
+    """One FT run of the soup: the hyper-parameters that differ between ingredients (Wortsman et al. 2022)."""
+
+    lr: float
+    epochs: int
+    seed: int
+    augment: bool = False
+    label_smoothing: float = 0.0
+
+    @property
+    def name(self) -> str:
+        aug = "-aug" if self.augment else ""
+        ls = f"-ls{self.label_smoothing:g}" if self.label_smoothing else ""
+        return f"ft-lr{self.lr:g}-e{self.epochs}-s{self.seed}{aug}{ls}"
+
+
+def default_soup() -> list[SoupIngredient]:
+    """Five FT runs from the zero-shot head that differ in lr, epochs, seed, augmentation, smoothing."""
+    return [
+        SoupIngredient(5e-5, 6, 1),
+        SoupIngredient(1e-4, 4, 2, augment=True),
+        SoupIngredient(2e-4, 6, 3),
+        SoupIngredient(1e-4, 8, 4, augment=True, label_smoothing=0.1),
+        SoupIngredient(3e-5, 8, 5, augment=True),
+    ]
+
+
+METHOD_LABELS = {
+    "ft": "FT (end-to-end)",
+    "lp": "LP (linear probe)",
+    "lpft": "LP-FT",
+    "flyp": "FLYP",
+    "ft-random-head": "FT from a random head (Kumar et al.'s baseline)",
+}
+
+
+@dataclass
 class DemoConfig:
     world: world.DemoWorldConfig = field(default_factory=world.DemoWorldConfig)
     arch: str = DEMO_ARCH  # open_clip config in robust_core/model_configs (ModifiedResNet, width 16)
-    pretrain_epochs: int = 8  # contrastive epochs over the captioned set (5 left zero-shot near 30%)
+    pretrain_epochs: int = 12  # contrastive epochs over the captioned set (5: ~30% zero-shot ID, 8: ~60%)
     pretrain_lr: float = 2e-3
     pretrain_batch: int = 256
     finetune_epochs: int = 6  # FT / LP-FT / FLYP epochs on the ID training set
     finetune_lr: float = 1e-4
     flyp_lr: float = 1e-4
+    random_head_lr: float = 1e-4  # FT from a random head (same recipe as FT otherwise)
     finetune_batch: int = 128
     warmup_steps: int = 50
     lp_l2: float = 1e-3
-    methods: tuple[str, ...] = ("ft", "lp", "lpft", "flyp")
+    methods: tuple[str, ...] = ("ft", "lp", "lpft", "flyp", "ft-random-head")
+    soup: list[SoupIngredient] = field(default_factory=default_soup)  # extra FT runs; FT itself is the first ingredient
     baselines: list[BaselineSpec] = field(default_factory=default_family)
-    alpha_step: float = 0.1  # 11 alphas keep the committed store under 20 MB
-    # Examples evaluated per set (prefixes of the rendered sets; the store must stay under 20 MB).
-    eval_sizes: dict = field(default_factory=lambda: {"id-test": 900, "id-val": 540, "shift": 224})
-    thumbnails: bool = True
+    alpha_step: float = 0.1  # 11 alphas (the committed store must stay under 50 MiB)
+    eval_sizes: dict | None = None  # examples per set (None: the whole rendered set)
+    feature_rows: int = 500  # examples per set whose alpha-0/alpha-1 features are kept (CKA, feature distortion)
+    thumbnails_per_set: int = 120  # PNG thumbnails of disagreements kept per set
+    ship_weights: bool = True  # fp16 image tower + head of zero-shot and of every method's endpoint in the store
     seed: int = 0
     threads: int | None = None  # torch CPU threads (None: torch default)
 
@@ -68,9 +113,11 @@ def miniature_config() -> DemoConfig:
         finetune_epochs=1,
         finetune_batch=72,
         warmup_steps=2,
+        soup=[SoupIngredient(2e-4, 1, 1, augment=True)],
         baselines=[BaselineSpec(4, 2, 1), BaselineSpec(8, 2, 1), BaselineSpec(8, 3, 1)],
         alpha_step=0.5,
-        thumbnails=True,
+        feature_rows=36,
+        thumbnails_per_set=8,
     )
 
 
@@ -86,108 +133,209 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None, device: str = "auto") -> Store:
-    """Build the demo store from nothing. Returns the opened store."""
-    import open_clip
+def _key(*parts) -> str:
+    """A short content hash of JSON-able parts (cache keys of the build steps)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class DemoExistsError(RuntimeError):
+    pass
+
+
+def default_miniature_out() -> Path:
+    return Path(tempfile.gettempdir()) / "robust-demo-miniature"
+
+
+def _render(config: DemoConfig, build: Path) -> dict:
+    data_file = build / f"world-{_key(asdict(config.world))}.npz"
+    if data_file.exists():
+        loaded = np.load(data_file, allow_pickle=False)
+        data: dict = {}
+        for key in loaded.files:
+            split, part = key.rsplit("/", 1)
+            data.setdefault(split, {})[part] = loaded[key]
+        _log(f"reusing rendered data {data_file.name}")
+        return data
+    _log(f"rendering the glyph world ({config.world.n_pretrain} pretraining images)...")
+    data = world.render_world(config.world, progress=lambda s, n: _log(f"  rendered {s}: {n}"))
+    flat = {f"{s}/{k}": v for s, d in data.items() for k, v in d.items()}
+    tmp = build / (data_file.name + ".tmp.npz")
+    np.savez_compressed(tmp, allow_pickle=False, **flat)
+    os.replace(tmp, data_file)
+    return data
+
+
+def _pretrain(config: DemoConfig, data: dict, build: Path, device: str):
+    """The tiny CLIP, pretrained contrastively (cached by everything it depends on)."""
+    from safetensors.torch import load_file, save_file
+
+    from .models import _CONFIG_DIR
+
+    arch_file = _CONFIG_DIR / f"{config.arch}.json"
+    key = _key(
+        asdict(config.world),
+        arch_file.read_text() if arch_file.exists() else config.arch,
+        config.pretrain_epochs,
+        config.pretrain_lr,
+        config.pretrain_batch,
+        config.seed,
+    )
+    model, _, tokenizer = load_clip(config.arch, pretrained=None)
+    clip_path = build / f"clip-{key}.safetensors"
+    if clip_path.exists():
+        model.load_state_dict(load_file(str(clip_path)))
+        _log("reusing pretrained tiny CLIP")
+        return model.cpu().eval(), tokenizer, key
+    mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
+    captions = data["pretrain"]["captions"]
+    pretrain_set = TensorImageDataset(data["pretrain"]["images"], np.arange(len(captions)), mean, std)
+    cfg = FinetuneConfig(
+        method="pretrain",
+        epochs=config.pretrain_epochs,
+        lr=config.pretrain_lr,
+        weight_decay=0.1,
+        batch_size=config.pretrain_batch,
+        warmup_steps=50,
+        freeze_bn=False,
+        seed=config.seed,
+        device=device,
+        num_workers=0,
+    )
+    _log(f"pretraining {config.arch} contrastively ({config.pretrain_epochs} epochs)...")
+    model, _ = contrastive_train(
+        model,
+        tokenizer,
+        pretrain_set,
+        lambda idx, rng: [str(captions[int(i)]) for i in idx],
+        cfg,
+        resume_path=build / f"pretrain-{key}.resume.pt",
+        desc="pretrain",
+    )
+    tmp = build / (clip_path.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    os.replace(tmp, clip_path)
+    (build / f"pretrain-{key}.resume.pt").unlink(missing_ok=True)
+    return model.cpu().eval(), tokenizer, key
+
+
+def _finetune_cached(name, cfg, model, tokenizer, zeroshot, train_set, classnames, templates, arch, build, parent_key):
+    """Fine-tune once per (pretrained model, config); returns (state dict, info, sha256)."""
+    from .models import load_state_dict
+
+    key = _key(parent_key, asdict(cfg))
+    ckpt_dir = build / "ckpt" / f"{name}-{key}"
+    ckpt = ckpt_dir / "classifier.safetensors"
+    if ckpt.exists():
+        meta = json.loads(Path(str(ckpt) + ".json").read_text())
+        return load_state_dict(ckpt), meta["extra"], meta["sha256"]
+    _log(f"fine-tuning: {name}")
+    classifier, info = finetune(model, tokenizer, zeroshot, train_set, classnames, templates, cfg, ckpt_dir)
+    sha = save_classifier(classifier, ckpt, CheckpointInfo(arch, None, cfg.method, list(classnames), info))
+    for stale in ckpt_dir.glob("*.resume.pt"):
+        stale.unlink()
+    return {k: v.detach().cpu().clone() for k, v in classifier.state_dict().items()}, info, sha
+
+
+def _soups(ingredients: dict[str, dict], val_correct: dict[str, float], evaluate_val) -> tuple[dict, dict]:
+    """Uniform soup (mean of all ingredients) and greedy soup (Wortsman et al. 2022, Recipe 1).
+
+    Greedy: ingredients sorted by ID-validation accuracy, each added if the soup's validation accuracy
+    does not drop. Returns ``({"uniform-soup": theta, "greedy-soup": theta}, info)``.
+    """
+
+    def mean(names):
+        out = {}
+        for k, v in ingredients[names[0]].items():
+            if torch.is_floating_point(v):
+                out[k] = sum(ingredients[n][k].float() for n in names) / len(names)
+            else:
+                out[k] = v.clone()
+        return out
+
+    order = sorted(ingredients, key=lambda n: -val_correct[n])
+    chosen, best = [order[0]], val_correct[order[0]]
+    trace = [{"ingredient": order[0], "val_accuracy": best, "added": True}]
+    for name in order[1:]:
+        acc = evaluate_val(mean([*chosen, name]))
+        added = acc >= best
+        trace.append({"ingredient": name, "val_accuracy": acc, "added": added})
+        if added:
+            chosen.append(name)
+            best = acc
+    uniform = mean(list(ingredients))
+    info = {
+        "ingredients": list(ingredients),
+        "ingredient_val_accuracy": val_correct,
+        "greedy_order": order,
+        "greedy_trace": trace,
+        "greedy_members": chosen,
+        "greedy_val_accuracy": best,
+        "uniform_val_accuracy": evaluate_val(uniform),
+    }
+    return {"uniform-soup": uniform, "greedy-soup": mean(chosen)}, info
+
+
+def _ship_weights(out: Path, name: str, theta: dict, base: dict | None = None) -> dict:
+    """Write fp16 weights into ``out/weights/<name>.safetensors``; keys equal to ``base`` are left out."""
+    from safetensors.torch import save_file
+
+    from .models import sha256_file
+
+    keep = {}
+    for k, v in theta.items():
+        if base is not None and k in base and base[k].shape == v.shape and torch.equal(base[k], v):
+            continue
+        keep[k] = (v.half() if torch.is_floating_point(v) else v).contiguous()
+    path = out / "weights" / f"{name}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(keep, str(tmp), metadata={"dtype": "float16", "base": "zeroshot" if base is not None else ""})
+    os.replace(tmp, path)
+    ref = {"path": f"weights/{name}.safetensors", "sha256": sha256_file(path), "dtype": "float16"}
+    if base is not None:
+        ref["base"] = "zeroshot"  # missing keys (the frozen encoder) are the zero-shot model's
+    return ref
+
+
+def build_demo(
+    out: str | Path = "cache/demo", config: DemoConfig | None = None, device: str = "auto", force: bool = False, build_dir=None
+) -> Store:
+    """Build the demo store from nothing. Returns the opened store.
+
+    Refuses to replace an existing store unless ``force``. Intermediate results (rendered data,
+    pretrained CLIP, fine-tuned checkpoints) are cached under ``build_dir`` (default ``<out>/_build``)
+    keyed by everything they depend on, so changing one step re-runs only what follows it.
+    """
     import pandas as pd
 
     config = config or DemoConfig()
     if config.threads:
         torch.set_num_threads(config.threads)
     out = Path(out)
-    build = out / "_build"
+    if (out / "manifest.json").exists() and not force:
+        raise DemoExistsError(f"{out} already holds a store. Pass --force to rebuild it in place, or --out DIR to build elsewhere.")
+    build = Path(build_dir) if build_dir else out / "_build"
     build.mkdir(parents=True, exist_ok=True)
-    # Cached intermediate results are reused only when everything they depend on is unchanged.
-    from .models import _CONFIG_DIR
-
-    arch_file = _CONFIG_DIR / f"{config.arch}.json"
-    # Only what the checkpoints depend on (not alphas, eval sizes, thumbnails, baselines).
-    trained = {k: v for k, v in asdict(config).items() if k not in ("alpha_step", "thumbnails", "eval_sizes", "baselines", "threads")}
-    key = json.dumps({"config": trained, "arch": arch_file.read_text() if arch_file.exists() else config.arch}, sort_keys=True, default=str)
-    key_file = build / "key.json"
-    if not key_file.exists() or key_file.read_text() != key:
-        # A different configuration: drop the checkpoints (rendered data is keyed separately; the store
-        # itself is rebuilt on every run, step 6).
-        shutil.rmtree(build / "ckpt", ignore_errors=True)
-        for stale in ("clip_pretrained.safetensors", "pretrain.resume.pt"):
-            (build / stale).unlink(missing_ok=True)
-        key_file.write_text(key)
     timings: dict[str, float] = {}
     t_all = time.time()
     set_seed(config.seed)
 
-    # 1. Data
     t = time.time()
-    data_file = build / f"world-{config.seed}.npz"
-    world_key = json.dumps(asdict(config.world), sort_keys=True)
-    if data_file.exists() and str(np.load(data_file, allow_pickle=False)["config"]) == world_key:
-        loaded = np.load(data_file, allow_pickle=False)
-        data = {}
-        for key in loaded.files:
-            if key == "config":
-                continue
-            split, part = key.rsplit("/", 1)
-            data.setdefault(split, {})[part] = loaded[key]
-        _log(f"reusing rendered data {data_file}")
-    else:
-        _log(f"rendering the glyph world ({config.world.n_pretrain} pretraining images)...")
-        data = world.render_world(config.world, progress=lambda s, n: _log(f"  rendered {s}: {n}"))
-        flat = {f"{s}/{k}": v for s, d in data.items() for k, v in d.items()}
-        tmp = build / f"world-{config.seed}.tmp.npz"
-        np.savez_compressed(tmp, config=np.array(world_key), allow_pickle=False, **flat)
-        tmp.replace(data_file)
+    data = _render(config, build)
     timings["render"] = time.time() - t
 
-    # 2. Pretrain a tiny CLIP contrastively
     t = time.time()
-    model, _, tokenizer = load_clip(config.arch, pretrained=None)
-    mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
-    clip_path = build / "clip_pretrained.safetensors"
-    if clip_path.exists():
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(clip_path)))
-        _log("reusing pretrained tiny CLIP")
-    else:
-        captions = data["pretrain"]["captions"]
-        pretrain_set = TensorImageDataset(data["pretrain"]["images"], np.arange(len(captions)), mean, std)
-        cfg = FinetuneConfig(
-            method="pretrain",
-            epochs=config.pretrain_epochs,
-            lr=config.pretrain_lr,
-            weight_decay=0.1,
-            batch_size=config.pretrain_batch,
-            warmup_steps=50,
-            freeze_bn=False,
-            seed=config.seed,
-            device=device,
-            num_workers=0,
-        )
-        _log(f"pretraining {config.arch} contrastively ({config.pretrain_epochs} epochs)...")
-        model, _ = contrastive_train(
-            model,
-            tokenizer,
-            pretrain_set,
-            lambda idx, rng: [str(captions[int(i)]) for i in idx],
-            cfg,
-            resume_path=build / "pretrain.resume.pt",
-            desc="pretrain",
-        )
-        from safetensors.torch import save_file
-
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(clip_path))
-    model = model.cpu().eval()
+    model, tokenizer, pretrain_key = _pretrain(config, data, build, device)
     timings["pretrain"] = time.time() - t
 
-    # 3. Zero-shot classifier
+    # Zero-shot classifier
+    mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
     classnames = world.ID_CLASSNAMES
     templates = get_templates("demo_glyphs")
     head = build_zeroshot_head(model, tokenizer, classnames, templates)
     zeroshot = build_classifier(model, head).eval()
     theta_zeroshot = {k: v.detach().clone() for k, v in zeroshot.state_dict().items()}
-    zs_sha = save_classifier(
-        zeroshot, build / "ckpt" / "zeroshot.safetensors", CheckpointInfo(config.arch, None, "zeroshot", classnames, {})
-    )
 
     def dataset(split, limit=None):
         return TensorImageDataset(data[split]["images"][:limit], data[split]["labels"][:limit], mean, std)
@@ -197,57 +345,59 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
 
     train_set = dataset("id-train")
 
-    # 4. Fine-tune with every method
-    methods = []
-    alphas = default_alpha_grid(config.alpha_step)
-    for method in config.methods:
-        t = time.time()
-        ckpt = build / "ckpt" / f"{method}.safetensors"
-        cfg = FinetuneConfig(
+    def ft_config(method, lr, epochs=None, seed=None, augment=False, label_smoothing=0.0):
+        return FinetuneConfig(
             method=method,
-            epochs=config.finetune_epochs,
-            lr=config.flyp_lr if method == "flyp" else config.finetune_lr,
+            epochs=epochs or config.finetune_epochs,
+            lr=lr,
             weight_decay=0.1,
             batch_size=config.finetune_batch,
             warmup_steps=config.warmup_steps,
             freeze_bn=None,
             lp_l2=config.lp_l2,
-            seed=config.seed,
+            augment=augment,
+            label_smoothing=label_smoothing,
+            seed=config.seed if seed is None else seed,
             device=device,
             num_workers=0,
+            progress=False,
         )
-        _log(f"fine-tuning: {method}")
-        from .models import load_state_dict
 
-        if ckpt.exists():
-            theta_finetuned = load_state_dict(ckpt)
-            meta = json.loads(Path(str(ckpt) + ".json").read_text())
-            ft_info, sha = meta["extra"], meta["sha256"]
-        else:
-            classifier, ft_info = finetune(model, tokenizer, zeroshot, train_set, classnames, templates, cfg, build / "ckpt")
-            theta_finetuned = {k: v.detach().cpu().clone() for k, v in classifier.state_dict().items()}
-            sha = save_classifier(classifier, ckpt, CheckpointInfo(config.arch, None, method, classnames, ft_info))
-        methods.append(
-            MethodSpec(
-                method,
-                theta_zeroshot,
-                theta_finetuned,
-                alphas,
-                linear=method == "lp",
-                info={
-                    "label": {"ft": "FT (end-to-end)", "lp": "LP (linear probe)", "lpft": "LP-FT", "flyp": "FLYP"}[method],
-                    "checkpoints": {
-                        "zeroshot": {"path": "_build/ckpt/zeroshot.safetensors", "sha256": zs_sha},
-                        "finetuned": {"path": f"_build/ckpt/{method}.safetensors", "sha256": sha},
-                    },
-                    "hyperparameters": {k: v for k, v in ft_info.get("config", {}).items() if k not in ("device", "progress")},
-                    "lp": ft_info.get("lp"),
-                },
-            )
-        )
+    def run(name, cfg):
+        return _finetune_cached(name, cfg, model, tokenizer, zeroshot, train_set, classnames, templates, config.arch, build, pretrain_key)
+
+    # Fine-tune with every method
+    lrs = {"flyp": config.flyp_lr, "ft-random-head": config.random_head_lr}
+    endpoints, infos = {}, {}
+    for method in config.methods:
+        t = time.time()
+        endpoints[method], infos[method], _ = run(method, ft_config(method, lrs.get(method, config.finetune_lr)))
         timings[f"finetune_{method}"] = time.time() - t
 
-    # 5. Baseline family (standard models trained on ID data only)
+    # Model soups: FT itself plus the extra ingredients, then uniform and greedy soups (greedy by ID val)
+    soup_info = None
+    if config.soup and "ft" in endpoints:
+        t = time.time()
+        ingredients = {"ft": endpoints["ft"]}
+        for ing in config.soup:
+            ingredients[ing.name], _, _ = run(ing.name, ft_config("ft", ing.lr, ing.epochs, ing.seed, ing.augment, ing.label_smoothing))
+        val = dataset("id-val", eval_size("id-val"))
+        val_loader = torch.utils.data.DataLoader(val, batch_size=512)
+        probe = build_classifier(copy.deepcopy(model), copy.deepcopy(head)).eval()
+
+        @torch.no_grad()
+        def evaluate_val(theta):
+            probe.load_state_dict(theta)
+            right = sum(int((probe(x).argmax(1) == y).sum()) for x, y in val_loader)
+            return right / len(val)
+
+        val_acc = {n: evaluate_val(th) for n, th in ingredients.items()}
+        soups, soup_info = _soups(ingredients, val_acc, evaluate_val)
+        for n, th in {**soups, **{k: v for k, v in ingredients.items() if k != "ft"}}.items():
+            endpoints[n] = th
+        timings["soups"] = time.time() - t
+
+    # Baseline family (standard models trained on ID data only)
     t = time.time()
     baselines, baseline_info = {}, {}
     for spec in config.baselines:
@@ -256,18 +406,46 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
         baseline_info[spec.name] = {"description": "conv net trained from scratch on ID data only", **asdict(spec)}
     timings["baselines"] = time.time() - t
 
-    # 6. Evaluate every alpha on every set, decode once
+    # Evaluate every alpha on every set, decode once
     t = time.time()
+    if out.exists():
+        for child in out.iterdir():  # --force: the store itself is always rebuilt from the cached checkpoints
+            if child.resolve() != build.resolve():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    alphas = default_alpha_grid(config.alpha_step)
+    zs_ref = _ship_weights(out, "zeroshot", theta_zeroshot) if config.ship_weights else None
+    specs = []
+    for name, theta in endpoints.items():
+        role = "wise" if name in config.methods and name != "ft-random-head" else "point"
+        if name in ("uniform-soup", "greedy-soup"):
+            kind = "soup"
+        elif name in config.methods:
+            kind = "method"
+        else:
+            kind = "soup-ingredient"
+        info = {
+            "label": METHOD_LABELS.get(name, name.replace("-", " ")),
+            "role": role,  # wise: a WiSE-FT curve on the alpha grid; point: a single model (alphas 0 and 1 only)
+            "kind": kind,
+            "hyperparameters": {k: v for k, v in infos.get(name, {}).get("config", {}).items() if k not in ("device", "progress")},
+            "lp": infos.get(name, {}).get("lp"),
+        }
+        if kind == "soup":
+            info["soup"] = soup_info
+        if config.ship_weights and (kind != "soup-ingredient"):
+            base = theta_zeroshot if name == "lp" else None  # LP's encoder is the zero-shot encoder
+            info["checkpoints"] = {"zeroshot": zs_ref, "finetuned": _ship_weights(out, name, theta, base)}
+        grid = alphas if role == "wise" else [0.0, 1.0]
+        # Features (feature distortion, CKA) for the methods, not for soups and their ingredients.
+        specs.append(MethodSpec(name, theta_zeroshot, theta, grid, linear=name == "lp", info=info, features=kind == "method"))
     eval_names = ["id-test", "id-val", *world.SHIFTS]
     evalsets = [EvalSet(n, dataset(n, eval_size(n)), list(classnames), None, {"loader": "demo_world", "split": n}) for n in eval_names]
     _log("evaluating the alpha grid on every set")
-    for child in out.iterdir():  # the evaluation is cheap: always rebuild the store itself
-        if child.name != "_build":
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
     store = build_store(
         out,
         zeroshot,
-        methods,
+        specs,
         evalsets,
         "id-test",
         "id-val",
@@ -279,20 +457,29 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
         },
         baselines=baselines,
         baseline_info=baseline_info,
-        eval_config=EvalConfig(batch_size=512, chunk_batches=4, num_workers=0, feature_rows=500, device=device, progress=False),
+        eval_config=EvalConfig(
+            batch_size=512, chunk_batches=4, num_workers=0, feature_rows=config.feature_rows, device=device, progress=False
+        ),
         name="demo",
         description="Embedded demo: a tiny CLIP pretrained here on rendered glyphs, fine-tuned on 36 plain-font classes, "
         "evaluated on 8 shifts. Built by `python -m robust_core demo`.",
+        compact=True,
     )
-    if config.thumbnails:
-        # Thumbnails for the examples the explorer can show: where some method's endpoints disagree.
+    if config.thumbnails_per_set:
+        # Thumbnails for the examples the explorer can show: where the WiSE-FT methods' endpoints disagree.
         rows = []
+        rng = np.random.default_rng(config.seed)
         for n in eval_names:
             shown = np.zeros(len(store.labels(n)), bool)
             for method in store.methods:
+                if store.manifest["methods"][method].get("role", "wise") != "wise":
+                    continue
                 top1 = store.topk(method, n)[..., 0]
                 shown |= top1[0] != top1[-1]
-            for i in np.flatnonzero(shown):
+            picked = np.flatnonzero(shown)
+            if len(picked) > config.thumbnails_per_set:
+                picked = np.sort(rng.choice(picked, config.thumbnails_per_set, replace=False))
+            for i in picked:
                 rows.append((n, int(i), int(data[n]["labels"][i]), _png(data[n]["images"][i])))
         store = attach_table(store, "examples.parquet", pd.DataFrame(rows, columns=["dataset", "index", "label", "png"]))
     timings["evaluate"] = time.time() - t
@@ -302,46 +489,220 @@ def build_demo(out: str | Path = "cache/demo", config: DemoConfig | None = None,
     return store
 
 
-def check_criteria(store: Store) -> dict:
-    """The demo's acceptance criteria (see the README), evaluated on a store.
+RESAMPLES = 2000  # paired bootstrap resamples for the criteria (issue: 2,000; 95% intervals)
 
-    Returns a dict of named booleans plus the numbers behind them (fractions).
+
+def _correct(store: Store, method: str, dataset: str, alpha_index: int) -> np.ndarray:
+    return np.asarray(store.topk(method, dataset)[alpha_index, :, 0]) == np.asarray(store.labels(dataset))
+
+
+def _relative_feature_change(store: Store, method: str, datasets) -> np.ndarray:
+    """Per example ||f_1(x) - f_0(x)|| / ||f_0(x)|| (Kumar et al.'s feature distortion), pooled over ``datasets``."""
+    out = []
+    for ds in datasets:
+        if not store.has_features(method, ds):
+            continue
+        feats, _ = store.features(method, ds)
+        f0, f1 = np.asarray(feats[0], np.float32), np.asarray(feats[1], np.float32)
+        out.append(np.linalg.norm(f1 - f0, axis=1) / np.maximum(np.linalg.norm(f0, axis=1), 1e-12))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _mean_difference(a: np.ndarray, b: np.ndarray, seed: int, level: float = 0.95) -> tuple[float, float, float]:
+    """mean(a) - mean(b) with a percentile bootstrap (independent samples, each resampled)."""
+    rng = np.random.default_rng(seed)
+    da = a[rng.integers(0, len(a), (RESAMPLES, len(a)))].mean(1)
+    db = b[rng.integers(0, len(b), (RESAMPLES, len(b)))].mean(1)
+    q = np.quantile(da - db, [(1 - level) / 2, (1 + level) / 2])
+    return float(a.mean() - b.mean()), float(q[0]), float(q[1])
+
+
+def check_criteria(store: Store, resamples: int = RESAMPLES) -> dict:
+    """The demo's acceptance criteria (issue 11), computed from a store with paired bootstraps.
+
+    Returns ``{"criteria": [{"name", "holds", "text", "estimate", "low", "high"}, ...], "numbers": {...}}``;
+    accuracies and differences are fractions. "A > B" holds when the 95% interval of A - B excludes 0.
     """
+    from . import evidence
     from .analysis import OOD_AVG, RunView
 
     view = RunView(store)
-    ft = view.curves("ft")
-    zs_id, zs_ood = float(ft[store.id].iloc[0]), float(ft[OOD_AVG].iloc[0])
-    ft_id, ft_ood = float(ft[store.id].iloc[-1]), float(ft[OOD_AVG].iloc[-1])
-    gain = ft_id - zs_id
-    keeps = ft[(ft[store.id] - zs_id >= 0.5 * gain) & (ft[OOD_AVG] >= zs_ood)]
-    er = view.er_data("ft", OOD_AVG, "logit")  # the same line and rho the Effective-robustness page shows
+    shifts, id_, val = store.shifts, store.id, store.id_val
+    methods = store.manifest["methods"]
+    crit: list[dict] = []
+
+    def add(name, holds, text, interval=None):
+        row = {"name": name, "holds": bool(holds), "text": text}
+        if interval is not None:
+            row.update(estimate=float(interval.estimate), low=float(interval.low), high=float(interval.high))
+        crit.append(row)
+
+    def correct(method, alpha_index):
+        return {ds: _correct(store, method, ds, alpha_index) for ds in store.datasets}
+
+    def ood(a, b, seed=0):
+        return evidence.paired_difference_ood({s: a[s] for s in shifts}, {s: b[s] for s in shifts}, resamples=resamples, seed=seed)
+
+    def on_id(a, b, seed=0):
+        return evidence.paired_difference(a[id_], b[id_], resamples=resamples, seed=seed)
+
+    def acc(c, ds):
+        return float(np.mean(c[ds])) if ds != OOD_AVG else float(np.mean([np.mean(c[s]) for s in shifts]))
+
+    zs = correct("ft", 0)
+    end = {m: correct(m, -1) for m in methods}
+    n_classes = len(store.classnames(id_))
+
+    # 0. the world itself: sizes, no dead shift, standard models where the CLIP models are
+    sizes = {ds: int(store.manifest["datasets"][ds]["n"]) for ds in store.datasets}
+    add(
+        "eval set sizes",
+        sizes[id_] >= 2000 and (val is None or sizes[val] >= 1000) and min(sizes[s] for s in shifts) >= 500,
+        f"ID test {sizes[id_]} (>= 2,000), ID val {sizes.get(val)} (>= 1,000), smallest shift {min(sizes[s] for s in shifts)} (>= 500)",
+    )
+    best_on_shift = {s: max(float(v) for m in methods for v in view.curves(m)[s]) for s in shifts}
+    worst = min(best_on_shift, key=best_on_shift.get)
+    add(
+        "no dead shift",
+        best_on_shift[worst] - 1 / n_classes >= 0.15,
+        f"every shift's best model beats chance ({100 / n_classes:.1f}%) by >= 15 points; lowest: {worst} "
+        f"{100 * best_on_shift[worst]:.1f}%",
+    )
+    btable = view.baseline_table()
+    bx = btable[id_].to_numpy() if len(btable) else np.zeros(0)
+    add(
+        "standard models",
+        len(bx) >= 12 and (bx.max() - bx.min() >= 0.40) and (bx >= 0.5).sum() >= 5,
+        f"{len(bx)} standard models (>= 12), ID {100 * bx.min():.1f}-{100 * bx.max():.1f}% (span >= 40 points), "
+        f"{int((bx >= 0.5).sum())} at >= 50% ID (>= 5)",
+    )
+
+    # 1. zero-shot effective robustness on OOD avg
+    er = view.er_data("ft", OOD_AVG, "logit")
     slope, intercept = er["baseline"]["slope"], er["baseline"]["intercept"]
-    rho_zs = float(er["curve"]["rho"].iloc[0]) / 100
-    id_values = [float(v) for m in store.methods for v in view.curves(m)[store.id]] + [float(v) for v in er["baseline"]["points"].x]
-    out = {
-        "zeroshot_id": zs_id,
-        "zeroshot_ood_avg": zs_ood,
-        "ft_id": ft_id,
-        "ft_ood_avg": ft_ood,
-        "zeroshot_rho_ood_avg": rho_zs,
+    rho = evidence.effective_robustness_interval(
+        zs[id_], {s: zs[s] for s in shifts}, slope, intercept, transform="logit", resamples=resamples
+    )
+    add("1 zero-shot effective robustness", rho.estimate >= 0.10 and rho.low > 0, "rho(OOD avg) >= 10 points, interval > 0", rho)
+
+    # 2. FT gains ID, loses OOD
+    ft_id = on_id(end["ft"], zs)
+    ft_ood = ood(end["ft"], zs)
+    add("2a FT gains >= 15 ID points", ft_id.estimate >= 0.15 and ft_id.low > 0, "FT - zero-shot on ID", ft_id)
+    add("2b FT loses OOD avg", ft_ood.high < 0, "FT - zero-shot on OOD avg", ft_ood)
+
+    # 3. WiSE-FT(FT) beats both endpoints on OOD avg at some alpha in [0.3, 0.7], keeping >= 75% of the ID gain
+    alphas = store.alphas("ft")
+    gain = acc(end["ft"], id_) - acc(zs, id_)
+    best3 = None
+    for i, a in enumerate(alphas):
+        if not 0.3 - 1e-9 <= a <= 0.7 + 1e-9:
+            continue
+        mid = correct("ft", i)
+        keeps = (acc(mid, id_) - acc(zs, id_)) / gain if gain > 0 else 0.0
+        vs_zs, vs_ft = ood(mid, zs), ood(mid, end["ft"])
+        score = min(vs_zs.low, vs_ft.low)
+        cand = (score, a, keeps, vs_zs, vs_ft)
+        if keeps >= 0.75 and (best3 is None or score > best3[0]):
+            best3 = cand
+    if best3 is None:
+        add("3 WiSE-FT beats both endpoints", False, "no alpha in [0.3, 0.7] keeps >= 75% of FT's ID gain")
+    else:
+        _, a, keeps, vs_zs, vs_ft = best3
+        add(
+            "3 WiSE-FT beats both endpoints",
+            vs_zs.low > 0 and vs_ft.low > 0,
+            f"alpha {a:.1f} keeps {100 * keeps:.0f}% of FT's ID gain; OOD avg vs zero-shot "
+            f"{100 * vs_zs.estimate:+.1f} [{100 * vs_zs.low:+.1f}, {100 * vs_zs.high:+.1f}], vs FT",
+            vs_ft,
+        )
+
+    # 4. WiSE-FT lifts FT's, LP-FT's and FLYP's OOD avg at its best alpha over alpha = 1
+    for m in ("ft", "lpft", "flyp"):
+        if m not in methods:
+            continue
+        curve = view.curves(m)[OOD_AVG].to_numpy()
+        i = int(curve.argmax())
+        d = ood(correct(m, i), end[m])
+        add(f"4 WiSE-FT lifts {m}", d.low > 0, f"OOD avg at alpha {store.alphas(m)[i]:.1f} - alpha 1", d)
+
+    # 5. LP-FT vs FT from a random head (Kumar et al.)
+    if "lpft" in methods and "ft-random-head" in methods:
+        d_ood = ood(end["lpft"], end["ft-random-head"])
+        d_id = on_id(end["lpft"], end["ft-random-head"])
+        add("5a LP-FT > random-head FT on OOD avg", d_ood.low > 0, "LP-FT - random-head FT, OOD avg", d_ood)
+        add("5b LP-FT ~ random-head FT on ID", abs(d_id.estimate) <= 0.01, "|LP-FT - random-head FT| on ID <= 1 point", d_id)
+
+    # 6. FLYP vs FT (Goyal et al.)
+    if "flyp" in methods:
+        d_id = on_id(end["flyp"], end["ft"])
+        d_ood = ood(end["flyp"], end["ft"])
+        add("6a FLYP >= FT on ID (within 0.5)", d_id.estimate >= -0.005, "FLYP - FT on ID", d_id)
+        add("6b FLYP > FT on OOD avg", d_ood.low > 0, "FLYP - FT, OOD avg", d_ood)
+
+    # 7. feature distortion (Kumar et al.)
+    fd = {}
+    for m in ("ft", "lpft", "ft-random-head"):
+        if m in methods:
+            fd[m] = {"id": _relative_feature_change(store, m, [id_]), "ood": _relative_feature_change(store, m, shifts)}
+    if "ft" in fd and len(fd["ft"]["id"]) and len(fd["ft"]["ood"]):
+        e, lo, hi = _mean_difference(fd["ft"]["id"], fd["ft"]["ood"], seed=7)
+        add(
+            "7a FT changes ID features more than OOD",
+            lo > 0,
+            f"FT relative feature change ID {fd['ft']['id'].mean():.4f} vs OOD {fd['ft']['ood'].mean():.4f}; ID - OOD",
+            evidence.Interval(e, lo, hi, 0.95, len(fd["ft"]["id"])),
+        )
+    if "lpft" in fd and "ft-random-head" in fd:
+        a = np.concatenate([fd["lpft"]["id"], fd["lpft"]["ood"]])
+        b = np.concatenate([fd["ft-random-head"]["id"], fd["ft-random-head"]["ood"]])
+        rng = np.random.default_rng(8)  # same examples: paired bootstrap of the mean difference
+        idx = rng.integers(0, len(a), (resamples, len(a)))
+        diffs = (a - b)[idx].mean(1)
+        add(
+            "7b LP-FT distorts features less than random-head FT",
+            np.quantile(diffs, 0.975) < 0,
+            f"relative feature change LP-FT {a.mean():.4f} vs random-head FT {b.mean():.4f}; LP-FT - random-head",
+            evidence.Interval(float((a - b).mean()), *np.quantile(diffs, [0.025, 0.975]).tolist(), 0.95, len(a)),
+        )
+
+    # 8. soups
+    if "greedy-soup" in methods and val:
+        ingredients = methods["greedy-soup"].get("soup", {}).get("ingredients", [])
+        val_acc = {m: acc(end[m], val) for m in ingredients if m in end}
+        best_single = max(val_acc, key=val_acc.get) if val_acc else None
+        greedy_val = acc(end["greedy-soup"], val)
+        add(
+            "8 greedy soup >= best single FT run on ID val",
+            best_single is not None and greedy_val >= val_acc[best_single],
+            f"greedy soup {100 * greedy_val:.1f}% vs best ingredient {best_single} "
+            f"{100 * val_acc.get(best_single, float('nan')):.1f}% on ID val; greedy soup OOD avg "
+            f"{100 * acc(end['greedy-soup'], OOD_AVG):.1f}%, uniform soup OOD avg {100 * acc(end['uniform-soup'], OOD_AVG):.1f}%",
+        )
+
+    ids = [float(v) for m in methods for v in view.curves(m)[id_]] + [float(v) for v in bx]
+    add("ID accuracies inside (3%, 97%)", 0.03 < min(ids) and max(ids) < 0.97, f"ID range {100 * min(ids):.1f}-{100 * max(ids):.1f}%")
+    numbers = {
         "baseline_slope": slope,
         "baseline_intercept": intercept,
-        "alphas_keeping_half_gain_and_zs_ood": [float(a) for a in keeps.index],
-        "id_min": min(id_values),
-        "id_max": max(id_values),
-        "zeroshot_positive_effective_robustness": rho_zs > 0,
-        "ft_id_gain_ge_10pts": gain >= 0.10,
-        "ft_ood_below_zeroshot": ft_ood < zs_ood,
-        "some_alpha_keeps_half_gain_without_ood_loss": len(keeps) > 0,
-        "all_id_within_3_97": 0.03 < min(id_values) and max(id_values) < 0.97,
+        "zeroshot": {"id": acc(zs, id_), "ood_avg": acc(zs, OOD_AVG)},
+        "endpoints": {m: {"id": acc(end[m], id_), "ood_avg": acc(end[m], OOD_AVG)} for m in methods},
+        "best_on_shift": best_on_shift,
+        "feature_change": {m: {k: float(v.mean()) for k, v in d.items() if len(v)} for m, d in fd.items()},
     }
-    for method in store.methods:
-        curve = view.curves(method)
-        out[f"{method}_endpoints"] = {
-            "id": [float(curve[store.id].iloc[0]), float(curve[store.id].iloc[-1])],
-            "ood_avg": [float(curve[OOD_AVG].iloc[0]), float(curve[OOD_AVG].iloc[-1])],
-            "best_ood_alpha": float(curve[OOD_AVG].idxmax()),
-            "best_ood": float(curve[OOD_AVG].max()),
-        }
-    return out
+    return {"criteria": crit, "numbers": numbers, "all_hold": all(c["holds"] for c in crit)}
+
+
+def format_criteria(store: Store) -> str:
+    """The criteria as printed by ``python -m robust_core demo --criteria`` (points, 95% paired intervals)."""
+    result = check_criteria(store)
+    lines = ["acceptance criteria (paired bootstrap, 2,000 resamples, 95% intervals; differences in points):"]
+    for c in result["criteria"]:
+        interval = ""
+        if "estimate" in c:
+            scale = 100 if not c["name"].startswith("7") else 1
+            unit = "" if scale == 1 else " pts"
+            interval = f"  {scale * c['estimate']:+.{1 if scale == 100 else 4}f} [{scale * c['low']:+.{1 if scale == 100 else 4}f}, {scale * c['high']:+.{1 if scale == 100 else 4}f}]{unit}"
+        lines.append(f"  [{'x' if c['holds'] else ' '}] {c['name']}: {c['text']}{interval}")
+    lines.append("all criteria hold" if result["all_hold"] else "NOT ALL CRITERIA HOLD")
+    return "\n".join(lines)

@@ -47,6 +47,7 @@ class MethodSpec:
     alphas: list[float]
     linear: bool = False
     info: dict = field(default_factory=dict)
+    features: bool = True  # keep alpha-0/alpha-1 features of ``EvalConfig.feature_rows`` examples (CKA)
 
 
 @dataclass
@@ -153,7 +154,7 @@ def _evaluate_one(classifier, methods, todo, todo_baselines, baselines, evalset,
     outputs = {(m, a): [] for m, alphas in todo.items() for a in alphas}
     base_out = {b: [] for b in todo_baselines}
     feat_idx = feature_index(n, config.feature_rows)
-    feats = {spec.name: ([], []) for spec in methods if not spec.linear and todo[spec.name]}
+    feats = {spec.name: ([], []) for spec in methods if not spec.linear and spec.features and todo[spec.name]}
     labels = []
     interpolators = {
         spec.name: InPlaceInterpolator(classifier, spec.theta_zeroshot, spec.theta_finetuned)
@@ -202,7 +203,7 @@ def _evaluate_one(classifier, methods, todo, todo_baselines, baselines, evalset,
                         f = classifier.image_encoder(x)
                     logits = classifier.head(f.float())  # head in fp32: logits carry the 100x scale
                     outputs[(spec.name, alpha)].append(project(logits.float()).cpu())
-                    if alpha in (0.0, 1.0) and len(feat_idx):
+                    if alpha in (0.0, 1.0) and len(feat_idx) and spec.name in feats:
                         sel = feat_idx[(feat_idx >= pos) & (feat_idx < pos + len(x))] - pos
                         if len(sel):
                             feats[spec.name][0 if alpha == 0.0 else 1].append(f[sel].float().cpu())

@@ -22,6 +22,13 @@ def metrics_at(store, method: str, alpha: float) -> dict:
     return {"grid_alpha": grid_alpha, "datasets": acc, "ood_avg": sum(shifts) / len(shifts) if shifts else None}
 
 
+def _full_precision(state: dict) -> dict:
+    """fp16 weights shipped inside a store are interpolated (and exported) in fp32."""
+    import torch
+
+    return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
+
+
 def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Path, Path]:
     """Interpolate the stored endpoints at ``alpha`` and write weights + metrics JSON atomically."""
     from safetensors.torch import save_file
@@ -45,7 +52,12 @@ def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Pat
         if expected and sha256_file(path) != expected:
             raise StoreError(f"{path} does not match the sha256 recorded in the store; it was changed after the run.")
         paths[which] = path
-    theta = interpolate(load_state_dict(paths["zeroshot"]), load_state_dict(paths["finetuned"]), alpha)
+    theta_zeroshot = _full_precision(load_state_dict(paths["zeroshot"]))
+    theta_finetuned = _full_precision(load_state_dict(paths["finetuned"]))
+    if store.manifest["methods"][method]["checkpoints"]["finetuned"].get("base") == "zeroshot":
+        # Stored without the keys it shares with zero-shot (e.g. LP's frozen encoder).
+        theta_finetuned = {**theta_zeroshot, **theta_finetuned}
+    theta = interpolate(theta_zeroshot, theta_finetuned, alpha)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

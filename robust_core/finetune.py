@@ -6,6 +6,9 @@
   from the zero-shot head (full-batch L-BFGS with an L2 penalty pulling towards that init, so the head
   stays on the zero-shot scale).
 - **LP-FT** (Kumar et al. 2022): LP first, then FT from the LP head.
+- **FT, random head** (``ft-random-head``): end-to-end cross-entropy from a randomly initialised head
+  (random directions at the zero-shot head's row norm). Not a WiSE-FT recipe: it is the baseline LP-FT
+  was designed against (Kumar et al.: a random head distorts the pretrained features).
 - **FLYP** (Goyal et al. 2023): fine-tune both towers with the CLIP contrastive loss on
   (image, "template(class name)") pairs; the classifier is the fine-tuned image tower with a
   zero-shot head rebuilt from the fine-tuned text tower.
@@ -40,12 +43,12 @@ from tqdm.auto import tqdm
 from .evaluate import autocast_for, pick_device, rank_world
 from .models import ClassificationHead, ImageClassifier, build_zeroshot_head
 
-METHODS = ("ft", "lp", "lpft", "flyp")
+METHODS = ("ft", "lp", "lpft", "flyp", "ft-random-head")
 
 
 @dataclass
 class FinetuneConfig:
-    method: str = "ft"  # ft | lp | lpft | flyp
+    method: str = "ft"  # ft | lp | lpft | flyp | ft-random-head
     epochs: int = 10  # WiSE-FT paper
     lr: float = 3e-5  # AdamW learning rate (WiSE-FT paper)
     weight_decay: float = 0.1  # AdamW weight decay (WiSE-FT paper)
@@ -55,6 +58,7 @@ class FinetuneConfig:
     lp_l2: float = 1e-3  # LP: L2 penalty towards the zero-shot head (keeps the scale)
     lp_steps: int = 200  # LP: L-BFGS iterations
     label_smoothing: float = 0.0
+    augment: bool = False  # FT / LP-FT: random translation (+-2 px at 32 px) and rotation (+-8 deg) per image
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"  # auto | bf16 | fp16 | fp32 (CUDA only)
@@ -216,6 +220,7 @@ def train_classifier(
     total = steps_per_epoch * config.epochs
     start_epoch, history = _load_resume(resume_path, classifier, optimizer)
     step = start_epoch * steps_per_epoch
+    generator = torch.Generator(device=device).manual_seed(config.seed * 7919 + start_epoch)
     for epoch in range(start_epoch, config.epochs):
         train_mode(model, freeze_bn)
         loader = _loader(dataset, config.batch_size, True, workers, device, config.seed, epoch)
@@ -225,6 +230,8 @@ def train_classifier(
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, total, config.lr, config.warmup_steps)
             images, labels = images.to(device, non_blocking=True), torch.as_tensor(labels).to(device)
+            if config.augment:
+                images = _augment(images, generator)
             with autocast_for(device, config.amp):
                 logits = model(images)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
@@ -241,6 +248,25 @@ def train_classifier(
             _save_resume(resume_path, classifier, optimizer, epoch + 1, history)
     classifier.eval()
     return classifier, {"history": history, "freeze_bn": freeze_bn, "steps": total}
+
+
+def _augment(images: torch.Tensor, generator: torch.Generator, shift: float = 0.0625, degrees: float = 8.0) -> torch.Tensor:
+    """Random translation (a fraction ``shift`` of the half-width) and rotation per image (no flips: glyphs)."""
+    n = images.shape[0]
+    angle = (torch.rand(n, generator=generator, device=images.device) * 2 - 1) * math.radians(degrees)
+    offset = (torch.rand(n, 2, generator=generator, device=images.device) * 2 - 1) * shift * 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_head_like(head: ClassificationHead, seed: int) -> ClassificationHead:
+    """A randomly initialised head with the rows of ``head`` at the same norms (same logit scale)."""
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.randn(head.weight.shape, generator=gen)
+    weight = F.normalize(weight, dim=1) * head.weight.detach().norm(dim=1, keepdim=True).cpu()
+    return ClassificationHead(weight.to(head.weight.dtype), torch.zeros_like(head.bias.detach().cpu()), normalize=head.normalize)
 
 
 # -------------------------------------------------------------------------------- contrastive (FLYP)
@@ -350,8 +376,10 @@ def finetune(
         classifier, train_info = train_classifier(classifier, train_set, config, resume)
         info.update(train_info)
         return classifier, info
-    if config.method == "ft":
+    if config.method in ("ft", "ft-random-head"):
         classifier = copy.deepcopy(zeroshot)
+        if config.method == "ft-random-head":
+            classifier.head = random_head_like(zeroshot.head, config.seed)
         classifier, train_info = train_classifier(classifier, train_set, config, resume)
         info.update(train_info)
         return classifier, info

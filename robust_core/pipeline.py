@@ -50,10 +50,12 @@ def build_store(
     name: str | None = None,
     examples=None,
     description: str = "",
+    compact: bool = False,
 ) -> Store | None:
     """Evaluate every method's alpha grid on every set and publish the store (rank 0 under torchrun).
 
     Resumable: re-running with the same arguments skips finished (method, dataset, alpha) parts.
+    ``compact`` stores fewer bytes for small stores (see ``StoreWriter.finalize``).
     Returns the opened store on rank 0, ``None`` on other ranks.
     """
     names = [e.name for e in evalsets]
@@ -97,4 +99,4 @@ def build_store(
             "device": eval_config.device if eval_config else "auto",
         },
     }
-    return writer.finalize(manifest)
+    return writer.finalize(manifest, compact=compact)

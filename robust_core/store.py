@@ -10,11 +10,19 @@ Layout (all arrays plain ``.npy``, memory-mappable, written with ``allow_pickle=
       topk/<method>/<dataset>.npy        int16|int32 (n_alphas, n, 3) top-3 classes, for instant slider moves
       topv/<method>/<dataset>.npy        float16 (n_alphas, n, 3) their logits (margin = topv[...,0]-topv[...,1])
       baselines/<model>/<dataset>.npy    float16|float32 (n, n_classes), the run's standard models
+                                         (compact stores: int16 (n,) their predictions only)
       features/<method>/<dataset>.npy    float16 (2, m, d): alpha 0 and alpha 1 features, m <= 10k rows
       features/index/<dataset>.npy       int64 (m,) which examples those rows are
       summary.parquet                    accuracy per (method, kind, alpha, dataset); kind wise|ensemble|baseline
       examples.parquet                   optional per-example table (dataset, index, label, png thumbnail)
       _parts/                            per-(method, dataset, alpha) logits while a run is in progress
+
+Compact stores (``finalize(compact=True)``, the demo) keep fewer bytes: no ``topk``/``topv`` files when
+there are at most 256 classes (derived from the logits on first use), linear-probe methods keep only
+their two endpoints (every alpha of a linear head is exactly the output-space ensemble of the
+endpoints, rebuilt on read; the manifest's ``logits_alphas`` says so), and standard models keep only
+their predictions. ``weights/<name>.safetensors`` (optional) hold fp16 endpoint weights referenced by
+the methods' ``checkpoints``.
 
 Every write goes to a temporary file first and is moved into place with ``os.replace``; the manifest
 is written after everything it lists, so a store with a manifest is complete. An interrupted run
@@ -28,13 +36,14 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 SCHEMA_VERSION = 1
 TOPK = 3
+DERIVED_TOPK_MAX_CLASSES = 256  # compact stores derive top-k on read at or below this many classes
 
 
 class StoreError(RuntimeError):
@@ -198,30 +207,42 @@ class StoreWriter:
         del out
         os.replace(tmp, target)
 
-    def finalize(self, manifest: dict, topk: int = TOPK) -> Store:
+    def finalize(self, manifest: dict, topk: int = TOPK, compact: bool = False) -> Store:
         """Consolidate parts, derive top-k and the summary table, then write the manifest.
 
         ``manifest`` must hold ``run`` ({id, id_val, shifts}), ``datasets`` ({name: {classnames, ...}})
         and ``methods`` ({name: {alphas, ...}}); ``baselines`` and ``provenance`` are optional.
+        ``compact``: linear methods keep their endpoints only, top-k is derived on read (<= 256 classes),
+        standard models keep their predictions only (see the module docstring).
         """
         import pandas as pd
 
         from . import metrics
 
+        manifest = json.loads(json.dumps(manifest, default=str))  # never mutate the caller's dicts
         methods, datasets = manifest["methods"], manifest["datasets"]
         for method, info in methods.items():
             for ds in datasets:
                 self._consolidate(method, ds, info["alphas"])
+        store_topk = not compact or max(len(d["classnames"]) for d in datasets.values()) > DERIVED_TOPK_MAX_CLASSES
         rows = []
         for ds, dinfo in datasets.items():
             labels = np.load(self.path / "labels" / f"{ds}.npy")
             dinfo["n"] = int(len(labels))
             dinfo["n_classes"] = len(dinfo["classnames"])
             for method, info in methods.items():
-                logits = np.load(self.path / "logits" / method / f"{ds}.npy", mmap_mode="r")
+                target = self.path / "logits" / method / f"{ds}.npy"
+                logits = np.load(target, mmap_mode="r")
+                if compact and info.get("linear") and len(info["alphas"]) > 2:
+                    endpoints = np.ascontiguousarray(logits[[0, -1]])
+                    del logits
+                    atomic_save_npy(target, endpoints)
+                    info["logits_alphas"] = [info["alphas"][0], info["alphas"][-1]]
+                    logits = derive_linear_grid(endpoints, info["alphas"], self.dtype)
                 idx, val = _topk(logits, topk)
-                atomic_save_npy(self.path / "topk" / method / f"{ds}.npy", idx)
-                atomic_save_npy(self.path / "topv" / method / f"{ds}.npy", val)
+                if store_topk:
+                    atomic_save_npy(self.path / "topk" / method / f"{ds}.npy", idx)
+                    atomic_save_npy(self.path / "topv" / method / f"{ds}.npy", val)
                 preds = idx[..., 0]
                 for a_i, alpha in enumerate(info["alphas"]):
                     k = int((preds[a_i] == labels).sum())
@@ -235,21 +256,39 @@ class StoreWriter:
             for name in manifest.get("baselines", {}):
                 bpath = self.path / "baselines" / name / f"{ds}.npy"
                 if bpath.exists():
-                    pred = _top1(np.load(bpath, mmap_mode="r"))
+                    stored = np.load(bpath, mmap_mode="r")
+                    pred = _top1(stored) if stored.ndim == 2 else np.asarray(stored)
+                    if compact and stored.ndim == 2:
+                        del stored
+                        atomic_save_npy(bpath, pred.astype(np.int16 if len(dinfo["classnames"]) < 32768 else np.int32))
                     rows.append((name, "baseline", float("nan"), ds, int((pred == labels).sum()), len(labels)))
         summary = pd.DataFrame(rows, columns=["method", "kind", "alpha", "dataset", "correct", "n"])
         summary["accuracy"] = metrics.accuracy_from_counts(summary["correct"].to_numpy(), summary["n"].to_numpy())
         atomic_write_parquet(self.path / "summary.parquet", summary)
         shutil.rmtree(self.path / "_parts", ignore_errors=True)
 
-        manifest = dict(manifest)
         manifest["schema_version"] = SCHEMA_VERSION
         manifest.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
         manifest.setdefault("baselines", {})
         manifest["logits_dtype"] = self.dtype.name
+        manifest["topk_stored"] = store_topk
         manifest["files"] = _index_files(self.path)
         atomic_write_text(self.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
         return open_store(self.path)
+
+
+def derive_linear_grid(endpoints: np.ndarray, alphas, dtype=np.float16) -> np.ndarray:
+    """Every alpha of a linear head from its two endpoint logits: (1 - alpha) * l0 + alpha * l1.
+
+    Exact for a linear classifier on frozen features (weight space == output space), up to the
+    rounding of the stored endpoints.
+    """
+    l0 = np.asarray(endpoints[0], np.float32)
+    l1 = np.asarray(endpoints[-1], np.float32)
+    out = np.empty((len(alphas), *l0.shape), dtype=dtype)
+    for i, alpha in enumerate(alphas):
+        out[i] = (1 - alpha) * l0 + alpha * l1
+    return out
 
 
 def attach_table(store: Store, name: str, frame) -> Store:
@@ -288,6 +327,7 @@ class Store:
 
     path: Path
     manifest: dict
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- structure
     @property
@@ -339,20 +379,51 @@ class Store:
         return self._npy(f"labels/{dataset}.npy")
 
     def logits(self, method: str, dataset: str) -> np.ndarray:
-        """(n_alphas, n, n_classes) memory map."""
-        return self._npy(f"logits/{method}/{dataset}.npy")
+        """(n_alphas, n, n_classes): a memory map, or (compact linear methods) the grid rebuilt from the endpoints."""
+        stored = self._npy(f"logits/{method}/{dataset}.npy")
+        if "logits_alphas" not in self.manifest["methods"][method]:
+            return stored
+        key = ("logits", method, dataset)
+        if key not in self._derived:
+            grid = derive_linear_grid(stored, self.alphas(method), stored.dtype)
+            grid.flags.writeable = False
+            self._derived[key] = grid
+        return self._derived[key]
 
     def logits_at(self, method: str, dataset: str, alpha: float) -> np.ndarray:
         return self.logits(method, dataset)[self.alpha_index(method, alpha)]
 
+    def _top(self, method: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+        key = ("top", method, dataset)
+        if key not in self._derived:
+            idx, val = _topk(self.logits(method, dataset))
+            idx.flags.writeable = val.flags.writeable = False
+            self._derived[key] = (idx, val)
+        return self._derived[key]
+
     def topk(self, method: str, dataset: str) -> np.ndarray:
-        return self._npy(f"topk/{method}/{dataset}.npy")
+        """(n_alphas, n, 3) top-3 classes per alpha (stored, or derived from the logits in compact stores)."""
+        if self.manifest.get("topk_stored", True):
+            return self._npy(f"topk/{method}/{dataset}.npy")
+        return self._top(method, dataset)[0]
 
     def topv(self, method: str, dataset: str) -> np.ndarray:
-        return self._npy(f"topv/{method}/{dataset}.npy")
+        if self.manifest.get("topk_stored", True):
+            return self._npy(f"topv/{method}/{dataset}.npy")
+        return self._top(method, dataset)[1]
 
     def baseline_logits(self, name: str, dataset: str) -> np.ndarray:
-        return self._npy(f"baselines/{name}/{dataset}.npy")
+        stored = self._npy(f"baselines/{name}/{dataset}.npy")
+        if stored.ndim != 2:
+            raise StoreError(f"Store {self.path} keeps only the predictions of standard model {name}; use baseline_predictions.")
+        return stored
+
+    def baseline_predictions(self, name: str, dataset: str) -> np.ndarray:
+        """(n,) predicted class of a standard model (from its logits, or stored directly in compact stores)."""
+        stored = self._npy(f"baselines/{name}/{dataset}.npy")
+        if stored.ndim == 1:
+            return np.asarray(stored, np.int64)
+        return _top1(stored)
 
     def has_features(self, method: str, dataset: str) -> bool:
         return (self.path / "features" / method / f"{dataset}.npy").exists()
@@ -443,7 +514,8 @@ def _check_consistency(store: Store) -> None:
             entry = files.get(f"logits/{method}/{ds}.npy")
             if entry is None:
                 raise StoreError(f"{store.path}/logits/{method}/{ds}.npy is missing.")
-            want = [len(store.manifest["methods"][method]["alphas"]), n, len(info["classnames"])]
+            minfo = store.manifest["methods"][method]
+            want = [len(minfo.get("logits_alphas", minfo["alphas"])), n, len(info["classnames"])]
             if entry["shape"] != want:
                 raise StoreError(
                     f"{store.path}/logits/{method}/{ds}.npy has shape {entry['shape']}, expected {want} (alphas x examples x classes)."

@@ -129,3 +129,53 @@ def test_topk_breaks_ties_like_argmax():
     assert (np.diff(val.astype(np.float32), axis=1) <= 0).all()
     smooth = rng.normal(size=(4, 50, 9)).astype(np.float32)
     assert (_topk(smooth)[0] == np.argsort(-smooth, axis=-1)[..., :3]).all()
+
+
+def test_compact_store_matches_the_full_store(tmp_path):
+    """compact=True: LP keeps its endpoints, top-k is derived, baselines keep predictions; reads are the same."""
+    from robust_core.baselines import StandardModel
+
+    zs, ft, sets = _setup(tmp_path)
+    theta0 = ft.theta_zeroshot
+    theta_lp = {k: v.clone() for k, v in theta0.items()}
+    theta_lp["head.weight"] = theta0["head.weight"] + 0.5 * torch.randn_like(theta0["head.weight"])
+    ft = MethodSpec("ft", theta0, ft.theta_finetuned, [0.0, 0.25, 0.5, 0.75, 1.0])
+    lp = MethodSpec("lp", theta0, theta_lp, [0.0, 0.25, 0.5, 0.75, 1.0], linear=True)
+    torch.manual_seed(1)
+    baseline = StandardModel(4, 2, 3).eval()
+
+    def build(out, compact):
+        return build_store(
+            out,
+            zs,
+            [ft, lp],
+            sets,
+            "id",
+            None,
+            ["shift"],
+            provenance={"test": True},
+            baselines={"b": baseline},
+            eval_config=EvalConfig(batch_size=4, chunk_batches=2, num_workers=0, progress=False),
+            compact=compact,
+        )
+
+    full, small = build(tmp_path / "full", False), build(tmp_path / "small", True)
+    small = open_store(small.path)  # validated from disk
+    assert not (small.path / "topk").exists() and small.manifest["topk_stored"] is False
+    assert np.load(small.path / "logits" / "lp" / "id.npy").shape[0] == 2
+    assert small.manifest["methods"]["lp"]["logits_alphas"] == [0.0, 1.0]
+    for ds in ("id", "shift"):
+        for m in ("ft", "lp"):
+            np.testing.assert_allclose(
+                np.asarray(small.logits(m, ds), np.float32), np.asarray(full.logits(m, ds), np.float32), rtol=2e-3, atol=2e-3
+            )
+        np.testing.assert_array_equal(small.topk("ft", ds), full.topk("ft", ds))
+        np.testing.assert_array_equal(small.baseline_predictions("b", ds), full.baseline_predictions("b", ds))
+        with pytest.raises(StoreError, match="only the predictions"):
+            small.baseline_logits("b", ds)
+    # the summary agrees with predictions read back from the compact store
+    summary = small.summary()
+    for m in ("ft", "lp"):
+        for i, alpha in enumerate(small.alphas(m)):
+            row = summary[(summary.method == m) & (summary.kind == "wise") & (summary.alpha == alpha) & (summary.dataset == "id")]
+            assert row.correct.item() == int((small.topk(m, "id")[i, :, 0] == small.labels("id")).sum())
