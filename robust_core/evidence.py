@@ -123,8 +123,18 @@ def _quantiles(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarra
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1); got {level}.")
     tail = (1 - level) / 2
+    nan = np.isnan(samples)
+    if not nan.any():
+        low, high = np.quantile(samples, [tail, 1 - tail], axis=0)
+        return low, high
+    empty = nan.all(axis=0)
+    if np.array_equal(nan, np.broadcast_to(empty, nan.shape)):  # whole columns NaN (empty classes): fast path
+        low, high = np.full(samples.shape[1:], np.nan), np.full(samples.shape[1:], np.nan)
+        if (~empty).any():
+            low[~empty], high[~empty] = np.quantile(samples[:, ~empty], [tail, 1 - tail], axis=0)
+        return low, high
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (empty classes) give NaN on purpose
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN on purpose
         low, high = np.nanquantile(samples, [tail, 1 - tail], axis=0)
     return low, high
 
@@ -283,9 +293,15 @@ def per_class_difference(
         est = (plus - minus) / n_c
         p = np.stack([plus, minus, n_c - plus - minus], axis=1) / np.maximum(n_c, 1)[:, None]
     p[n_c == 0] = [0.0, 0.0, 1.0]
-    counts = np.random.default_rng(seed).multinomial(n_c, p, size=(resamples, n_classes))  # (R, C, 3)
+    # Multinomial (N+, N-, N0) per class as two binomials (N+, then N- among the rest): the same
+    # distribution, about 10x faster than Generator.multinomial broadcast over (R, C).
+    rng = np.random.default_rng(seed)
+    n_plus = rng.binomial(n_c, p[:, 0], size=(resamples, n_classes))
     with np.errstate(invalid="ignore", divide="ignore"):
-        samples = (counts[..., 0] - counts[..., 1]) / n_c  # (R, C); NaN for empty classes
+        rest = np.where(p[:, 0] < 1, p[:, 1] / np.where(p[:, 0] < 1, 1 - p[:, 0], 1), 0.0)
+    n_minus = rng.binomial(n_c - n_plus, np.clip(rest, 0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        samples = (n_plus - n_minus) / n_c  # (R, C); NaN for empty classes
     low, high = _quantiles(samples, level)
     return Intervals(np.asarray(est, np.float64), low, high, level, n_c.astype(np.int64))
 
