@@ -309,14 +309,15 @@ def _print_info(store) -> None:
     print(f"  ID: {info['id']}   ID-val: {info['id_val']}   shifts: {', '.join(info['shifts'])}")
     for ds in store.datasets:
         print(f"  {ds:<16} n={store.manifest['datasets'][ds]['n']:<7} classes={store.manifest['datasets'][ds]['n_classes']}")
-    header = "  method   alpha  " + "  ".join(f"{ds[:10]:>10}" for ds in store.datasets) + "  OOD-avg"
+    width = max(8, *(len(m) for m in info["methods"]))
+    header = f"  {'method':<{width}} alpha  " + "  ".join(f"{ds[:10]:>10}" for ds in store.datasets) + "  OOD-avg"
     print(header)
     for method, m in info["methods"].items():
-        for target in (0.0, 0.5, 1.0):
-            i = min(range(len(m["alphas"])), key=lambda k: abs(m["alphas"][k] - target))
+        shown = sorted({min(range(len(m["alphas"])), key=lambda k: abs(m["alphas"][k] - t)) for t in (0.0, 0.5, 1.0)})
+        for i in shown:
             accs = [m["accuracy"][ds][i] for ds in store.datasets]
             ood = sum(m["accuracy"][ds][i] for ds in info["shifts"]) / max(len(info["shifts"]), 1)
-            print(f"  {method:<8} {m['alphas'][i]:<5.2f}  " + "  ".join(f"{100 * a:>9.1f}%" for a in accs) + f"  {100 * ood:6.1f}%")
+            print(f"  {method:<{width}} {m['alphas'][i]:<5.2f}  " + "  ".join(f"{100 * a:>9.1f}%" for a in accs) + f"  {100 * ood:6.1f}%")
     if info["baselines"]:
         print(f"  baselines: {len(info['baselines'])} standard models")
 

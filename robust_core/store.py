@@ -301,6 +301,14 @@ def attach_table(store: Store, name: str, frame) -> Store:
     return open_store(store.path)
 
 
+def annotate_manifest(store: Store, key: str, value) -> Store:
+    """Add a JSON-able ``key`` to a finished store's manifest (e.g. build timings), atomically."""
+    manifest = dict(store.manifest)
+    manifest[key] = json.loads(json.dumps(value, default=str))
+    atomic_write_text(store.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
+    return open_store(store.path)
+
+
 def _index_files(root: Path) -> dict:
     files = {}
     for path in sorted(root.rglob("*")):
