@@ -306,6 +306,70 @@ def per_class_difference(
     return Intervals(np.asarray(est, np.float64), low, high, level, n_c.astype(np.int64))
 
 
+# ------------------------------------------------------------------------- continuous statistics
+def _resampled_sums(columns: np.ndarray, resamples: int, seed, max_block: int = 2_000_000) -> np.ndarray:
+    """(R, c) column sums over examples resampled with replacement (one index draw per resample, shared by columns)."""
+    columns = np.asarray(columns, np.float64)
+    n = len(columns)
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, columns.shape[1]))
+    rows = max(1, max_block // max(n * columns.shape[1], 1))
+    for start in range(0, resamples, rows):
+        stop = min(resamples, start + rows)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = columns[idx].sum(axis=1)
+    return out
+
+
+def paired_statistic(
+    columns,
+    statistic,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> Interval:
+    """Percentile interval of ``statistic(column sums)`` with the examples (rows) resampled jointly.
+
+    ``columns`` is (n, c) per-example values; ``statistic`` maps an (..., c) array of column sums to
+    (...,) values, e.g. a difference of two conditional means ``s[..., 0] / s[..., 1] - s[..., 2] / s[..., 3]``.
+    Index resampling (O(R * n)), for statistics the sufficient-count shortcut does not cover.
+    """
+    columns = np.asarray(columns, np.float64)
+    if columns.ndim != 2 or not len(columns):
+        raise ValueError(f"paired_statistic needs (n, c) values with n > 0; got {columns.shape}.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = float(statistic(columns.sum(axis=0)))
+        samples = np.asarray(statistic(_resampled_sums(columns, resamples, seed)), np.float64)
+    low, high = _quantiles(samples[:, None], level)
+    return Interval(est, float(low[0]), float(high[0]), level, len(columns))
+
+
+def mean_difference(
+    values_a,
+    values_b,
+    paired: bool = True,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> Interval:
+    """mean(a) - mean(b) for per-example values (e.g. margins, or 0/1 indicators on two *different* sets).
+
+    ``paired=True``: a and b are measured on the same examples (resampled together). ``paired=False``:
+    two independent samples, each resampled on its own (``n`` is then the smaller sample size).
+    """
+    a, b = np.asarray(values_a, np.float64), np.asarray(values_b, np.float64)
+    if paired:
+        if a.shape != b.shape:
+            raise ValueError(f"Paired values need the same examples: {a.shape} vs {b.shape}.")
+        return paired_statistic((a - b)[:, None], lambda s: s[..., 0] / len(a), resamples, level, seed)
+    if not len(a) or not len(b):
+        raise ValueError("mean_difference needs at least one value on each side.")
+    sa = _resampled_sums(a[:, None], resamples, [seed, 0])[:, 0] / len(a)
+    sb = _resampled_sums(b[:, None], resamples, [seed, 1])[:, 0] / len(b)
+    low, high = _quantiles((sa - sb)[:, None], level)
+    return Interval(float(a.mean() - b.mean()), float(low[0]), float(high[0]), level, int(min(len(a), len(b))))
+
+
 # ------------------------------------------------------------------------------------------ McNemar
 def discordant_counts(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
     """(only A right, only B right) per row of the (n,) or (k, n) inputs."""
@@ -376,6 +440,59 @@ def effective_robustness_interval(
     est = metrics.effective_robustness(x_est, y_est, slope, intercept, transform)
     samples = metrics.effective_robustness(x_samples, y_samples, slope, intercept, transform)
     return _pack(est, samples, level, [n_y] * k, single)
+
+
+def _paired_means(a: np.ndarray, b: np.ndarray, resamples: int, seed) -> np.ndarray:
+    """(R, 2) resampled (acc_a, acc_b) on the same examples: multinomial counts of the 4 joint outcomes."""
+    n = len(a)
+    both = int(np.count_nonzero(a & b))
+    only_a = int(np.count_nonzero(a & ~b))
+    only_b = int(np.count_nonzero(~a & b))
+    p = np.array([both, only_a, only_b, n - both - only_a - only_b], np.float64) / n
+    c = np.random.default_rng(seed).multinomial(n, p, size=resamples)
+    return np.stack([c[:, 0] + c[:, 1], c[:, 0] + c[:, 2]], axis=1) / n
+
+
+def effective_robustness_difference(
+    correct_x_a,
+    correct_x_b,
+    correct_y_a,
+    correct_y_b,
+    slope: float,
+    intercept: float,
+    transform: str = "logit",
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> Interval:
+    """rho(A) - rho(B) for two models scored on the same x and y examples (paired; fit held fixed).
+
+    ``correct_y_*`` are (n_y,) arrays or dicts shift -> (n_s,) for the OOD avg (resampled within shifts).
+    """
+    xa, xb = np.asarray(correct_x_a, bool), np.asarray(correct_x_b, bool)
+    x_s = _paired_means(xa, xb, resamples, [seed, 0])
+    if isinstance(correct_y_a, Mapping):
+        names = _check_sets(correct_y_a, correct_y_b)
+        ys = [
+            _paired_means(np.asarray(correct_y_a[s], bool), np.asarray(correct_y_b[s], bool), resamples, [seed, 1 + j])
+            for j, s in enumerate(names)
+        ]
+        y_s = np.mean(ys, axis=0)
+        y_est = np.mean([[np.mean(correct_y_a[s]), np.mean(correct_y_b[s])] for s in names], axis=0)
+        n = sum(len(correct_y_a[s]) for s in names)
+    else:
+        ya, yb = np.asarray(correct_y_a, bool), np.asarray(correct_y_b, bool)
+        y_s = _paired_means(ya, yb, resamples, [seed, 1])
+        y_est, n = np.array([ya.mean(), yb.mean()]), len(ya)
+    x_est = np.array([xa.mean(), xb.mean()])
+
+    def rho_diff(x, y):
+        rho = metrics.effective_robustness(x, y, slope, intercept, transform)
+        return rho[..., 0] - rho[..., 1]
+
+    samples = rho_diff(x_s, y_s)
+    low, high = _quantiles(samples[:, None], level)
+    return Interval(float(rho_diff(x_est, y_est)), float(low[0]), float(high[0]), level, int(n))
 
 
 def effective_robustness_fit_band(
@@ -451,9 +568,12 @@ __all__ = [
     "bootstrap_weights",
     "compare",
     "discordant_counts",
+    "effective_robustness_difference",
     "effective_robustness_fit_band",
     "effective_robustness_interval",
     "mcnemar_exact",
+    "mean_difference",
+    "paired_statistic",
     "paired_difference",
     "paired_difference_ood",
     "per_class_difference",
