@@ -364,6 +364,11 @@ def mean_difference(
         return paired_statistic((a - b)[:, None], lambda s: s[..., 0] / len(a), resamples, level, seed)
     if not len(a) or not len(b):
         raise ValueError("mean_difference needs at least one value on each side.")
+    if np.asarray(values_a).dtype == bool and np.asarray(values_b).dtype == bool:  # 0/1 data: binomial shortcut, O(R)
+        sa = _resampled_mean(np.asarray(values_a), resamples, [seed, 0])
+        sb = _resampled_mean(np.asarray(values_b), resamples, [seed, 1])
+        low, high = _quantiles((sa - sb)[:, None], level)
+        return Interval(float(a.mean() - b.mean()), float(low[0]), float(high[0]), level, int(min(len(a), len(b))))
     sa = _resampled_sums(a[:, None], resamples, [seed, 0])[:, 0] / len(a)
     sb = _resampled_sums(b[:, None], resamples, [seed, 1])[:, 0] / len(b)
     low, high = _quantiles((sa - sb)[:, None], level)
@@ -383,7 +388,12 @@ def mcnemar_exact(correct_a, correct_b):
     Same as ``statsmodels.stats.contingency_tables.mcnemar(table, exact=True).pvalue``; 1.0 when the two
     models never disagree on correctness. Returns a float for (n,) inputs, an array for (k, n).
     """
-    only_a, only_b = discordant_counts(correct_a, correct_b)
+    return mcnemar_from_counts(*discordant_counts(correct_a, correct_b))
+
+
+def mcnemar_from_counts(only_a, only_b):
+    """Exact McNemar p-value from the discordant counts (arrays broadcast; float for scalars)."""
+    only_a, only_b = np.asarray(only_a), np.asarray(only_b)
     total = only_a + only_b
     p = np.minimum(1.0, 2 * stats.binom.cdf(np.minimum(only_a, only_b), total, 0.5))
     p = np.where(total == 0, 1.0, p)
@@ -534,26 +544,42 @@ def effective_robustness_fit_band(
 
 
 # ------------------------------------------------------------------------------------------ words
-def compare(interval: Interval, a: str, b: str, unit: str = "points", scale: float = 100.0, digits: int = 1) -> str:
+def compare(
+    interval: Interval, a: str, b: str, unit: str = "points", scale: float = 100.0, digits: int = 1, p_value: float | None = None
+) -> str:
     """One sentence comparing A with B whose direction is decided by the interval.
 
     ``interval`` is acc(A) - acc(B) as a fraction; it is shown x``scale`` in ``unit``. If the interval
-    includes 0 the sentence says the two are not distinguishable at this n instead of naming a direction.
+    includes 0 (or McNemar's ``p_value``, if given, is not significant) the sentence says the two are not
+    distinguishable at this n instead of naming a direction.
     """
     s = interval.scaled(scale)
     ci = f"{100 * interval.level:g}% CI {s.low:+.{digits}f} to {s.high:+.{digits}f}"
-    if interval.sign > 0:
+    sign = direction(interval, p_value)
+    if sign > 0:
         return f"{a} is higher than {b} by {s.estimate:.{digits}f} {unit} ({ci})"
-    if interval.sign < 0:
+    if sign < 0:
         return f"{a} is lower than {b} by {-s.estimate:.{digits}f} {unit} ({ci})"
     return f"{a} and {b} are not distinguishable at n = {interval.n:,} (difference {s.estimate:+.{digits}f} {unit}, {ci})"
 
 
-def verdict(interval: Interval, higher: str = "higher", lower: str = "lower") -> str:
+def direction(interval: Interval, p_value: float | None = None) -> int:
+    """+1 / -1 / 0 like ``Interval.sign``, but 0 also when McNemar's p (if given) is not below 1 - level.
+
+    At a few dozen examples the percentile bootstrap can exclude 0 while the exact test does not; a
+    direction is then only claimed when both agree.
+    """
+    if p_value is not None and np.isfinite(p_value) and p_value >= 1 - interval.level:
+        return 0
+    return interval.sign
+
+
+def verdict(interval: Interval, higher: str = "higher", lower: str = "lower", p_value: float | None = None) -> str:
     """Short label for a table cell: ``higher`` / ``lower`` / ``not distinguishable at n = N``."""
-    if interval.sign > 0:
+    sign = direction(interval, p_value)
+    if sign > 0:
         return higher
-    if interval.sign < 0:
+    if sign < 0:
         return lower
     return f"not distinguishable at n = {interval.n:,}"
 
@@ -567,11 +593,13 @@ __all__ = [
     "accuracy_interval_ood",
     "bootstrap_weights",
     "compare",
+    "direction",
     "discordant_counts",
     "effective_robustness_difference",
     "effective_robustness_fit_band",
     "effective_robustness_interval",
     "mcnemar_exact",
+    "mcnemar_from_counts",
     "mean_difference",
     "paired_statistic",
     "paired_difference",

@@ -334,3 +334,20 @@ def test_rho_difference_is_paired_and_matches_explicit_resampling():
     assert got.low == pytest.approx(low, abs=0.01) and got.high == pytest.approx(high, abs=0.01)
     same = evidence.effective_robustness_difference(xa, xa, {"s": ya}, {"s": ya}, SLOPE, INTERCEPT)
     assert (same.estimate, same.low, same.high) == (0, 0, 0)
+
+
+def test_direction_needs_mcnemar_to_agree_when_given():
+    iv = evidence.Interval(0.43, 0.14, 0.71, 0.95, 7)  # 3 of 7 discordant, all one way: bootstrap excludes 0
+    assert iv.sign == 1
+    p = evidence.mcnemar_from_counts(3, 0)
+    assert p == pytest.approx(0.25)
+    assert evidence.direction(iv, p) == 0 and evidence.verdict(iv, p_value=p) == "not distinguishable at n = 7"
+    assert evidence.direction(iv, 0.01) == 1 and "higher" in evidence.compare(iv, "A", "B", p_value=0.01)
+
+
+def test_independent_difference_of_proportions_bool_shortcut_matches_float_path():
+    a, b = _correct(300, 0.3, 0), _correct(500, 0.2, 1)
+    fast = evidence.mean_difference(a, b, paired=False)
+    slow = evidence.mean_difference(a.astype(float), b.astype(float), paired=False)
+    assert fast.estimate == pytest.approx(0.1)
+    assert fast.low == pytest.approx(slow.low, abs=0.01) and fast.high == pytest.approx(slow.high, abs=0.01)
