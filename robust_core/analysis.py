@@ -14,10 +14,26 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from . import evidence, metrics
 from .store import Store
 
 OOD_AVG = "OOD avg"
+REFERENCES = {"zero-shot": 0, "fine-tuned": -1}  # endpoint models a theta(alpha) is compared with, by grid index
+
+
+def _verdict(row, higher: str, lower: str) -> str:
+    """Words for a paired_grid row: the direction only when the interval excludes 0."""
+    interval = evidence.Interval(row.estimate, row.low, row.high, evidence.LEVEL, int(row.n))
+    return evidence.verdict(interval, higher, lower, row.mcnemar_p)
+
+
+def _line_verdict(examples: evidence.Interval, fit: evidence.Interval, n_models: int) -> str:
+    """Above / below the baseline line only when both of rho's intervals exclude 0 on the same side."""
+    if examples.sign == fit.sign == 1:
+        return "above the line"
+    if examples.sign == fit.sign == -1:
+        return "below the line"
+    return f"not distinguishable from the line at n = {examples.n:,} ({n_models} models in the fit)"
 
 
 class RunView:
@@ -129,7 +145,109 @@ class RunView:
             out[key] = float(wise.iloc[i][col])
             out[f"{key}_vs_zeroshot"] = out[key] - float(wise.iloc[0][col])
             out[f"{key}_vs_finetuned"] = out[key] - float(wise.iloc[-1][col])
+            if col == OOD_AVG and not self.shifts:
+                continue
+            # paired 95% intervals (accuracy points) of the two differences
+            out[f"{key}_vs_zeroshot_ci"] = self.interval(method, a, col, "zero-shot")
+            out[f"{key}_vs_finetuned_ci"] = self.interval(method, a, col, "fine-tuned")
         return out
+
+    # ------------------------------------------------------------------------ paired evidence
+    def correct(self, method: str, dataset: str) -> np.ndarray:
+        """(n_alphas, n) bool: whether theta(alpha) is right on each example of ``dataset``."""
+        return self._memo(("correct", method, dataset), lambda: self.topk(method, dataset)[..., 0] == self.labels(dataset)[None])
+
+    def paired_grid(self, method: str, reference: str = "zero-shot") -> pd.DataFrame:
+        """theta(alpha) minus an endpoint (``zero-shot`` or ``fine-tuned``) at every grid alpha, per set and OOD avg.
+
+        Paired percentile bootstrap over examples (OOD avg: within each shift, then averaged), in accuracy
+        points, with McNemar's exact p beside it for single sets. Rows are (alpha, dataset); columns
+        ``estimate, low, high, n, mcnemar_p, sign`` (sign: +1 / -1 when the 95% interval excludes 0 and,
+        for single sets, McNemar's p < 0.05; else 0).
+        """
+
+        def build():
+            ref = REFERENCES[reference]
+            rows = []
+            alphas = self.alphas(method)
+
+            def add(dataset, intervals, p_values):
+                for j, alpha in enumerate(alphas):
+                    iv = intervals[j].scaled(100)
+                    p = float(p_values[j])
+                    rows.append((float(alpha), dataset, iv.estimate, iv.low, iv.high, iv.n, p, evidence.direction(iv, p)))
+
+            for ds in self.store.datasets:
+                grid = self.correct(method, ds)
+                add(ds, evidence.paired_difference(grid, grid[ref]), evidence.mcnemar_exact(grid, grid[ref]))
+            if self.shifts:
+                grids = {s: self.correct(method, s) for s in self.shifts}
+                add(OOD_AVG, evidence.paired_difference_ood(grids, {s: g[ref] for s, g in grids.items()}), [np.nan] * len(alphas))
+            columns = ["alpha", "dataset", "estimate", "low", "high", "n", "mcnemar_p", "sign"]
+            return pd.DataFrame(rows, columns=columns).set_index(["alpha", "dataset"])
+
+        return self._memo(("paired_grid", method, reference), build)
+
+    def paired(self, method: str, alpha: float, reference: str = "zero-shot", dataset: str | None = None):
+        """The ``paired_grid`` rows at the grid alpha nearest ``alpha`` (one row if ``dataset`` is given)."""
+        _, a = self.snap(method, alpha)
+        table = self.paired_grid(method, reference).xs(a, level="alpha")
+        return table if dataset is None else table.loc[dataset]
+
+    def interval(self, method: str, alpha: float, dataset: str, reference: str = "zero-shot") -> evidence.Interval:
+        """theta(alpha) - reference on ``dataset`` (or ``OOD avg``) as an ``Interval`` in accuracy points."""
+        row = self.paired(method, alpha, reference, dataset)
+        return evidence.Interval(float(row.estimate), float(row.low), float(row.high), evidence.LEVEL, int(row.n))
+
+    def evidence_table(self, method: str, alpha: float) -> pd.DataFrame:
+        """Per set at ``alpha``: theta(alpha)'s accuracy and its paired differences from both endpoints (points)."""
+        i, a = self.snap(method, alpha)
+        wise = self.curves(method)
+        out = pd.DataFrame({"θ(α) (%)": 100 * wise.iloc[i][[*self.store.datasets, *([OOD_AVG] if self.shifts else [])]]})
+        for reference, short in (("zero-shot", "zero-shot"), ("fine-tuned", "fine-tuned")):
+            table = self.paired(method, a, reference)
+            out[f"Δ vs {short}"] = table.estimate
+            out[f"Δ vs {short} low"] = table.low
+            out[f"Δ vs {short} high"] = table.high
+            out[f"McNemar p vs {short}"] = table.mcnemar_p
+            out[f"vs {short}"] = [_verdict(r, "higher", "lower") for r in table.itertuples()]
+        out["n"] = self.paired(method, a).n
+        out.index.name = "dataset"
+        return out
+
+    def method_vs_method(self, method: str) -> pd.DataFrame:
+        """Fine-tuned endpoint of ``method`` minus each other method's fine-tuned endpoint, per set and OOD avg (points)."""
+
+        def build():
+            rows = []
+            for other in self.store.methods:
+                if other == method:
+                    continue
+                mine = {ds: self.correct(method, ds)[-1] for ds in self.store.datasets}
+                theirs = {ds: self.correct(other, ds)[-1] for ds in self.store.datasets}
+                for ds in self.store.datasets:
+                    iv = evidence.paired_difference(mine[ds], theirs[ds]).scaled(100)
+                    rows.append((self.method_label(other), ds, iv, evidence.mcnemar_exact(mine[ds], theirs[ds])))
+                if self.shifts:
+                    iv = evidence.paired_difference_ood({s: mine[s] for s in self.shifts}, {s: theirs[s] for s in self.shifts})
+                    rows.append((self.method_label(other), OOD_AVG, iv.scaled(100), np.nan))
+            return pd.DataFrame(
+                [
+                    {
+                        "other method": name,
+                        "dataset": ds,
+                        "Δ (points)": iv.estimate,
+                        "low": iv.low,
+                        "high": iv.high,
+                        "n": iv.n,
+                        "McNemar p": p,
+                        "verdict": evidence.verdict(iv, "higher", "lower", p),
+                    }
+                    for name, ds, iv, p in rows
+                ]
+            )
+
+        return self._memo(("method_vs_method", method), build)
 
     # ---------------------------------------------------------------------- alpha selection
     def label_free(self, method: str, estimator: str = "aline-d") -> pd.DataFrame:
@@ -182,6 +300,17 @@ class RunView:
         table = pd.DataFrame(rows, columns=["rule", "alpha", "needs"])
         table["ID"] = [float(wise.loc[a, self.id]) for a in table.alpha]
         table["OOD avg"] = [float(wise.loc[a, OOD_AVG]) for a in table.alpha]
+        # Each rule's outcome against both endpoints: paired intervals at the chosen alpha (points). The
+        # choice itself is taken as given (its own sampling noise is not in these intervals).
+        for col in (self.id, *([OOD_AVG] if self.shifts else [])):
+            name = "ID" if col == self.id else "OOD avg"
+            for reference in REFERENCES:
+                grid = self.paired_grid(method, reference)
+                rows = [grid.loc[(a, col)] for a in table.alpha]
+                table[f"{name} − {reference}"] = [r.estimate for r in rows]
+                table[f"{name} − {reference} low"] = [r.low for r in rows]
+                table[f"{name} − {reference} high"] = [r.high for r in rows]
+                table[f"{name} vs {reference}"] = [_verdict(r, "higher", "lower") for r in rows]
         return table
 
     # ------------------------------------------------------------------ effective robustness
@@ -191,19 +320,20 @@ class RunView:
 
         return self._memo(("bpred", name, dataset), build)
 
-    def _subset_x(self, method: str, shift: str, kind: str = "wise") -> np.ndarray | None:
-        """ImageNet stores: accuracy on ImageNet val restricted to ``shift``'s classes, per alpha.
+    def _subset_correct(self, method: str, shift: str, kind: str = "wise") -> np.ndarray | None:
+        """ImageNet stores: per alpha, is the model right on ImageNet val restricted to ``shift``'s classes.
 
-        ``kind="ensemble"`` scores the output-space ensemble of the endpoints instead of theta(alpha).
+        (n_alphas, n_subset) bool, or None when ``shift`` has no class-subset x axis. ``kind="ensemble"``
+        scores the output-space ensemble of the endpoints instead of theta(alpha).
         """
-        from .datasets import get_spec, projection_for
-
         if not self.is_imagenet or shift not in ("imagenet-r", "imagenet-a", "objectnet"):
             return None
+        from .datasets import get_spec, projection_for
+
         project = projection_for(get_spec(shift))
 
         def build():
-            import torch
+            import torch  # only ImageNet stores get here; the projections are torch functions
 
             # Projecting the identity gives, per subset class, a 1 at each of its ImageNet columns
             # (one for R/A, a group for ObjectNet): map every ImageNet label to its subset class or -1.
@@ -215,14 +345,19 @@ class RunView:
             keep = mapper[labels] >= 0
             logits = self.store.logits(method, self.id)
             first, last = (np.asarray(logits[j][keep], np.float32) for j in (0, -1))
-            acc = []
+            rows_out = []
             for j, alpha in enumerate(self.alphas(method)):
                 rows = (1 - alpha) * first + alpha * last if kind == "ensemble" else np.asarray(logits[j][keep], np.float32)
                 sub = project(torch.from_numpy(rows)).numpy()
-                acc.append(float((sub.argmax(1) == mapper[labels[keep]]).mean()))
-            return np.asarray(acc)
+                rows_out.append(sub.argmax(1) == mapper[labels[keep]])
+            return np.stack(rows_out)
 
-        return self._memo(("subset_x", method, shift, kind), build)
+        return self._memo(("subset_correct", method, shift, kind), build)
+
+    def _subset_x(self, method: str, shift: str, kind: str = "wise") -> np.ndarray | None:
+        """ImageNet stores: accuracy on ImageNet val restricted to ``shift``'s classes, per alpha."""
+        correct = self._subset_correct(method, shift, kind)
+        return None if correct is None else correct.mean(axis=1)
 
     def er_data(self, method: str, target: str, transform: str = "logit") -> dict:
         """Everything the effective-robustness scatter needs for ``target`` (a shift or ``OOD avg``).
@@ -247,9 +382,11 @@ class RunView:
             y = wise[target].to_numpy()
             y_k = counts[target].to_numpy()
             y_n = np.full_like(y_k, self.store.manifest["datasets"][target]["n"])
-        sub = self._subset_x(method, target, kind) if target != OOD_AVG else None
-        if sub is not None:
-            x = sub
+        sub = self._subset_correct(method, target, kind) if target != OOD_AVG else None
+        if sub is not None:  # class-subset x: its accuracy, and its own k and n for the error bars
+            x = sub.mean(axis=1)
+            x_k = sub.sum(axis=1)
+            x_n = np.full_like(x_k, sub.shape[1])
         return x, y, (x_k, x_n), (y_k, y_n)
 
     def _er_build(self, method, target, transform):
@@ -304,24 +441,72 @@ class RunView:
         rows = []
         for m in self.store.methods:
             mx, my, _, _ = self._xy(m, target)
-            rows.append({"model": "zero-shot", "method": m, "x": mx[0], "y": my[0]})
-            rows.append({"model": f"fine-tuned ({self.method_label(m)})", "method": m, "x": mx[-1], "y": my[-1]})
-        endpoints = pd.DataFrame(rows).drop_duplicates(subset=["model", "x", "y"])
+            rows.append({"model": "zero-shot", "method": m, "index": 0, "x": mx[0], "y": my[0]})
+            rows.append({"model": f"fine-tuned ({self.method_label(m)})", "method": m, "index": -1, "x": mx[-1], "y": my[-1]})
+        endpoints = pd.DataFrame(rows).drop_duplicates(subset=["model", "x", "y"]).reset_index(drop=True)
+        rho_cols: list[str] = []
         if baseline["source"] is not None:
-            rho = lambda xs, ys: 100 * metrics.effective_robustness(xs, ys, baseline["slope"], baseline["intercept"], transform)  # noqa: E731
+            slope, intercept = baseline["slope"], baseline["intercept"]
+            rho = lambda xs, ys: 100 * metrics.effective_robustness(xs, ys, slope, intercept, transform)  # noqa: E731
             curve["rho"] = rho(curve.x, curve.y)
             endpoints["rho"] = rho(endpoints.x, endpoints.y)
             baseline["points"]["rho"] = rho(baseline["points"].x, baseline["points"].y)
+            # rho's two intervals (points): examples resampled with the line fixed, and the standard models
+            # resampled (line refitted) with the accuracies fixed. A direction needs both to exclude 0.
+            fit_pts = baseline["points"][baseline["points"].fit]
+            for frame, get in (
+                (curve, lambda: self._rho_correct(method, target)),
+                (endpoints, lambda: self._rho_correct_endpoints(endpoints, target)),
+            ):
+                cx, cy = get()
+                iv = evidence.effective_robustness_interval(cx, cy, slope, intercept, transform).scaled(100)
+                band = evidence.effective_robustness_fit_band(
+                    frame.x.to_numpy(), frame.y.to_numpy(), fit_pts.x.to_numpy(), fit_pts.y.to_numpy(), transform
+                ).scaled(100)
+                frame["rho low"], frame["rho high"] = iv.low, iv.high
+                frame["rho fit low"], frame["rho fit high"] = band.low, band.high
+                frame["n"] = iv.n
+                frame["vs line"] = [_line_verdict(e, b, len(fit_pts)) for e, b in zip(iv, band)]
+            rho_cols = ["rho", "rho low", "rho high", "rho fit low", "rho fit high", "vs line"]
         table = pd.concat(
             [
-                endpoints.assign(kind="endpoint")[["model", "x", "y", *(["rho"] if "rho" in endpoints else [])]],
-                curve.assign(model=[f"WiSE-FT {self.method_label(method)} α={a:.2f}" for a in curve.alpha])[
-                    ["model", "x", "y", *(["rho"] if "rho" in curve else [])]
-                ],
+                endpoints.assign(kind="endpoint")[["model", "x", "y", *rho_cols]],
+                curve.assign(model=[f"WiSE-FT {self.method_label(method)} α={a:.2f}" for a in curve.alpha])[["model", "x", "y", *rho_cols]],
             ],
             ignore_index=True,
         )
         return {"baseline": baseline, "curve": curve, "ensemble": ensemble, "endpoints": endpoints, "table": table}
+
+    def _rho_x_correct(self, method: str, target: str) -> np.ndarray:
+        sub = self._subset_correct(method, target) if target != OOD_AVG else None
+        return sub if sub is not None else self.correct(method, self.id)
+
+    def _rho_y_correct(self, method: str, target: str):
+        return {s: self.correct(method, s) for s in self.shifts} if target == OOD_AVG else self.correct(method, target)
+
+    def _rho_correct(self, method: str, target: str):
+        """(x, y) correctness stacks along the alpha grid for rho's example-resampled interval."""
+        return self._rho_x_correct(method, target), self._rho_y_correct(method, target)
+
+    def _rho_correct_endpoints(self, endpoints: pd.DataFrame, target: str):
+        x = np.stack([self._rho_x_correct(m, target)[j] for m, j in zip(endpoints.method, endpoints["index"])])
+        ys = [self._rho_y_correct(m, target) for m in endpoints.method]
+        if target == OOD_AVG:
+            y = {s: np.stack([yy[s][j] for yy, j in zip(ys, endpoints["index"])]) for s in self.shifts}
+        else:
+            y = np.stack([yy[j] for yy, j in zip(ys, endpoints["index"])])
+        return x, y
+
+    def rho_difference(self, method: str, target: str, transform: str = "logit") -> evidence.Interval | None:
+        """rho(fine-tuned) - rho(zero-shot) for ``method``, paired over examples (line fixed), in points."""
+        base = self.er_data(method, target, transform)["baseline"]
+        if base.get("source") is None:
+            return None
+        x, y = self._rho_correct(method, target)
+        y0 = {s: v[0] for s, v in y.items()} if isinstance(y, dict) else y[0]
+        y1 = {s: v[-1] for s, v in y.items()} if isinstance(y, dict) else y[-1]
+        iv = evidence.effective_robustness_difference(x[-1], x[0], y1, y0, base["slope"], base["intercept"], transform)
+        return iv.scaled(100)
 
     # ---------------------------------------------------------------- diversity & confidence
     def diversity(self, method: str) -> pd.DataFrame:
@@ -411,18 +596,35 @@ class RunView:
 
     # --------------------------------------------------------------------- examples & classes
     def per_class(self, method: str, dataset: str, alpha: float) -> pd.DataFrame:
+        """Per class: accuracy of zero-shot, fine-tuned and theta(alpha), and the two changes vs zero-shot.
+
+        Each change has a paired 95% interval resampled within the class (``... low`` / ``... high``,
+        fractions) and a verdict; with a few dozen images per class most are not distinguishable.
+        """
         i, a = self.snap(method, alpha)
-        labels = self.labels(dataset)
-        names = self.store.classnames(dataset)
-        n = len(names)
-        acc = {
-            name: metrics.per_class_accuracy(self.predictions(method, dataset, j), labels, n)
-            for name, j in (("zero-shot", 0), ("fine-tuned", -1), ("theta(alpha)", i))
-        }
-        table = pd.DataFrame({"class": names, "n": np.bincount(labels, minlength=n), **acc})
-        table["fine-tuned − zero-shot"] = table["fine-tuned"] - table["zero-shot"]
-        table["θ(α) − zero-shot"] = table["theta(alpha)"] - table["zero-shot"]
-        return table[table.n > 0].reset_index(drop=True)
+
+        def build():
+            labels = self.labels(dataset)
+            names = self.store.classnames(dataset)
+            n = len(names)
+            acc = {
+                name: metrics.per_class_accuracy(self.predictions(method, dataset, j), labels, n)
+                for name, j in (("zero-shot", 0), ("fine-tuned", -1), ("theta(alpha)", i))
+            }
+            table = pd.DataFrame({"class": names, "n": np.bincount(labels, minlength=n), **acc})
+            grid = self.correct(method, dataset)
+            for col, j in (("fine-tuned − zero-shot", -1), ("θ(α) − zero-shot", i)):
+                iv = evidence.per_class_difference(grid[j], grid[0], labels, n)
+                p = evidence.mcnemar_from_counts(
+                    np.bincount(labels[grid[j] & ~grid[0]], minlength=n), np.bincount(labels[~grid[j] & grid[0]], minlength=n)
+                )
+                table[col] = table["fine-tuned" if j == -1 else "theta(alpha)"] - table["zero-shot"]
+                table[f"{col} low"], table[f"{col} high"] = iv.low, iv.high
+                table[f"{col} McNemar p"] = p
+                table[f"{col} verdict"] = [evidence.verdict(v, "higher", "lower", pv) if v.n else "" for v, pv in zip(iv, p)]
+            return table[table.n > 0].reset_index(drop=True)
+
+        return self._memo(("per_class", method, dataset, i), build)
 
     def disagreements(
         self, method: str, dataset: str, alpha: float, who: str = "any", class_name: str | None = None, limit: int = 48
@@ -476,3 +678,156 @@ class RunView:
     def results_table(self) -> pd.DataFrame:
         """Long table of every (method, kind, alpha, dataset) accuracy with counts (for CSV export)."""
         return self.summary.copy()
+
+    # ------------------------------------------------------------------- narration from data
+    # Every sentence a page shows that states a direction comes from here: the numbers are the store's and
+    # the 95% interval (plus McNemar for single sets) decides between a direction and "not distinguishable".
+    def narrate_tradeoff(self, method: str, alpha: float) -> list[str]:
+        """theta(alpha) against both endpoints on ID and OOD avg, in words decided by the paired intervals."""
+        _, a = self.snap(method, alpha)
+        out = []
+        for col, name in ((self.id, f"ID ({self.id})"), *([(OOD_AVG, "OOD avg")] if self.shifts else [])):
+            for reference in REFERENCES:
+                row = self.paired(method, a, reference, col)
+                iv = evidence.Interval(row.estimate / 100, row.low / 100, row.high / 100, evidence.LEVEL, int(row.n))
+                p = None if col == OOD_AVG else row.mcnemar_p
+                out.append(evidence.compare(iv, f"{name} at α = {a:.2f}", f"the {reference} model", p_value=p) + ".")
+        return out
+
+    def narrate_path(self, method: str) -> list[str]:
+        """What the alpha grid does: fine-tuned vs zero-shot on ID, and where OOD avg peaks against both endpoints."""
+        alphas = self.alphas(method)
+        out = []
+        row = self.paired(method, alphas[-1], "zero-shot", self.id)
+        iv = evidence.Interval(row.estimate / 100, row.low / 100, row.high / 100, evidence.LEVEL, int(row.n))
+        out.append(evidence.compare(iv, f"On ID ({self.id}) the fine-tuned model", "the zero-shot model", p_value=row.mcnemar_p) + ".")
+        if self.shifts:
+            wise = self.curves(method)
+            best = float(metrics.select_alpha(alphas, wise[OOD_AVG]))
+            parts = []
+            for reference in REFERENCES:
+                row = self.paired(method, best, reference, OOD_AVG)
+                iv = evidence.Interval(row.estimate / 100, row.low / 100, row.high / 100, evidence.LEVEL, int(row.n))
+                parts.append(evidence.compare(iv, "it", f"the {reference} model"))
+            out.append(
+                f"OOD avg is highest at α = {best:.2f} on this grid; there {parts[0]}, and {parts[1]} (the peak is "
+                "picked on these same test sets, so these two differences lean optimistic)."
+            )
+        return out
+
+    def diversity_evidence(self, method: str) -> pd.DataFrame:
+        """Per shift: prediction diversity (zero-shot vs fine-tuned) minus its ID value, independent bootstrap (points)."""
+
+        def build():
+            def xor(ds):
+                grid = self.correct(method, ds)
+                return grid[0] ^ grid[-1]
+
+            id_pd = xor(self.id)
+            rows = []
+            for shift in self.shifts:
+                iv = evidence.mean_difference(xor(shift), id_pd, paired=False).scaled(100)
+                rows.append(
+                    {
+                        "dataset": shift,
+                        "PD (%)": 100 * xor(shift).mean(),
+                        f"PD on {self.id} (%)": 100 * id_pd.mean(),
+                        "Δ vs ID (points)": iv.estimate,
+                        "low": iv.low,
+                        "high": iv.high,
+                        "n": iv.n,
+                        "vs ID": evidence.verdict(iv, "higher", "lower"),
+                        "sign": iv.sign,
+                    }
+                )
+            return pd.DataFrame(rows).set_index("dataset") if rows else pd.DataFrame()
+
+        return self._memo(("diversity_evidence", method), build)
+
+    def narrate_diversity(self, method: str) -> str:
+        """Is prediction diversity larger under shift than on ID? Counted over shifts, each with its interval."""
+        table = self.diversity_evidence(method)
+        if table.empty:
+            return "This run has no shifts to compare prediction diversity with."
+        higher = list(table.index[table.sign > 0])
+        lower = list(table.index[table.sign < 0])
+        flat = list(table.index[table.sign == 0])
+        id_pd = table.iloc[0][f"PD on {self.id} (%)"]
+        parts = []
+        if higher:
+            parts.append(f"higher than on ID on {len(higher)} ({', '.join(higher)})")
+        if lower:
+            parts.append(f"lower on {len(lower)} ({', '.join(lower)})")
+        if flat:
+            parts.append(f"not distinguishable from ID on {len(flat)} ({', '.join(flat)})")
+        summary = "; ".join(parts)
+        return (
+            f"Prediction diversity between zero-shot and fine-tuned is {id_pd:.1f}% on ID ({self.id}). Of "
+            f"{len(table)} shifts it is {summary} (95% intervals, n = {int(table.n.min()):,} per comparison at the least)."
+        )
+
+    def confidence_evidence(self, method: str, dataset: str) -> dict:
+        """Fine-tuned minus zero-shot mean margin, among each model's correct and among its incorrect predictions.
+
+        Examples resampled jointly (the two models are scored on the same images). ``n`` is the set size.
+        Returns {"correct": Interval | None, "incorrect": Interval | None} in margin units.
+        """
+
+        def build():
+            topv = self.store.topv(method, dataset)
+            grid = self.correct(method, dataset)
+            m_zs = metrics.margins_from_top(np.asarray(topv[0])).astype(np.float64)
+            m_ft = metrics.margins_from_top(np.asarray(topv[-1])).astype(np.float64)
+            out = {}
+            for name, c_zs, c_ft in (("correct", grid[0], grid[-1]), ("incorrect", ~grid[0], ~grid[-1])):
+                if not c_zs.any() or not c_ft.any():
+                    out[name] = None
+                    continue
+                cols = np.stack([m_ft * c_ft, c_ft, m_zs * c_zs, c_zs], axis=1)
+                out[name] = evidence.paired_statistic(cols, lambda t: t[..., 0] / t[..., 1] - t[..., 2] / t[..., 3])
+            return out
+
+        return self._memo(("confidence_evidence", method, dataset), build)
+
+    def narrate_confidence(self, method: str, dataset: str) -> str:
+        """Is the fine-tuned model more confident than zero-shot on ``dataset``, right and wrong? In words."""
+        ev = self.confidence_evidence(method, dataset)
+        parts = []
+        for name in ("correct", "incorrect"):
+            iv = ev[name]
+            if iv is None:
+                parts.append(f"on {name} predictions one of the two models has none")
+                continue
+            ci = f"95% CI {iv.low:+.3f} to {iv.high:+.3f}"
+            if iv.sign > 0:
+                parts.append(f"on its {name} predictions the fine-tuned model's mean margin is larger by {iv.estimate:.3f} ({ci})")
+            elif iv.sign < 0:
+                parts.append(f"on its {name} predictions the fine-tuned model's mean margin is smaller by {-iv.estimate:.3f} ({ci})")
+            else:
+                parts.append(
+                    f"on {name} predictions the two mean margins are not distinguishable at n = {iv.n:,} "
+                    f"(difference {iv.estimate:+.3f}, {ci})"
+                )
+        return f"On {dataset}, " + "; ".join(parts) + "."
+
+    def narrate_er(self, method: str, target: str, transform: str = "logit") -> list[str]:
+        """Where zero-shot and fine-tuned sit against the baseline line, and the change in rho, in words."""
+        er = self.er_data(method, target, transform)
+        if er["baseline"].get("source") is None:
+            return []
+        ends = er["endpoints"]
+        ends = ends[ends.method == method]
+        out = []
+        for _, row in ends.iterrows():
+            name = "The zero-shot model" if row["index"] == 0 else f"The fine-tuned model ({self.method_label(method)})"
+            verdict = row["vs line"]
+            where = "is " + verdict if not verdict.startswith("not") else "is " + verdict
+            out.append(
+                f"{name} {where}: ρ = {row.rho:+.1f} points (examples resampled: {row['rho low']:+.1f} to {row['rho high']:+.1f}; "
+                f"standard models resampled: {row['rho fit low']:+.1f} to {row['rho fit high']:+.1f})."
+            )
+        diff = self.rho_difference(method, target, transform)
+        if diff is not None:
+            iv = evidence.Interval(diff.estimate / 100, diff.low / 100, diff.high / 100, diff.level, diff.n)
+            out.append(evidence.compare(iv, "Fine-tuning's ρ", "zero-shot's") + ", paired over the same examples with the line fixed.")
+        return out

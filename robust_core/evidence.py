@@ -306,6 +306,75 @@ def per_class_difference(
     return Intervals(np.asarray(est, np.float64), low, high, level, n_c.astype(np.int64))
 
 
+# ------------------------------------------------------------------------- continuous statistics
+def _resampled_sums(columns: np.ndarray, resamples: int, seed, max_block: int = 2_000_000) -> np.ndarray:
+    """(R, c) column sums over examples resampled with replacement (one index draw per resample, shared by columns)."""
+    columns = np.asarray(columns, np.float64)
+    n = len(columns)
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, columns.shape[1]))
+    rows = max(1, max_block // max(n * columns.shape[1], 1))
+    for start in range(0, resamples, rows):
+        stop = min(resamples, start + rows)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = columns[idx].sum(axis=1)
+    return out
+
+
+def paired_statistic(
+    columns,
+    statistic,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> Interval:
+    """Percentile interval of ``statistic(column sums)`` with the examples (rows) resampled jointly.
+
+    ``columns`` is (n, c) per-example values; ``statistic`` maps an (..., c) array of column sums to
+    (...,) values, e.g. a difference of two conditional means ``s[..., 0] / s[..., 1] - s[..., 2] / s[..., 3]``.
+    Index resampling (O(R * n)), for statistics the sufficient-count shortcut does not cover.
+    """
+    columns = np.asarray(columns, np.float64)
+    if columns.ndim != 2 or not len(columns):
+        raise ValueError(f"paired_statistic needs (n, c) values with n > 0; got {columns.shape}.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = float(statistic(columns.sum(axis=0)))
+        samples = np.asarray(statistic(_resampled_sums(columns, resamples, seed)), np.float64)
+    low, high = _quantiles(samples[:, None], level)
+    return Interval(est, float(low[0]), float(high[0]), level, len(columns))
+
+
+def mean_difference(
+    values_a,
+    values_b,
+    paired: bool = True,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> Interval:
+    """mean(a) - mean(b) for per-example values (e.g. margins, or 0/1 indicators on two *different* sets).
+
+    ``paired=True``: a and b are measured on the same examples (resampled together). ``paired=False``:
+    two independent samples, each resampled on its own (``n`` is then the smaller sample size).
+    """
+    a, b = np.asarray(values_a, np.float64), np.asarray(values_b, np.float64)
+    if paired:
+        if a.shape != b.shape:
+            raise ValueError(f"Paired values need the same examples: {a.shape} vs {b.shape}.")
+        return paired_statistic((a - b)[:, None], lambda s: s[..., 0] / len(a), resamples, level, seed)
+    if not len(a) or not len(b):
+        raise ValueError("mean_difference needs at least one value on each side.")
+    if np.asarray(values_a).dtype == bool and np.asarray(values_b).dtype == bool:  # 0/1 data: binomial shortcut, O(R)
+        sa = _resampled_mean(np.asarray(values_a), resamples, [seed, 0])
+        sb = _resampled_mean(np.asarray(values_b), resamples, [seed, 1])
+        low, high = _quantiles((sa - sb)[:, None], level)
+        return Interval(float(a.mean() - b.mean()), float(low[0]), float(high[0]), level, int(min(len(a), len(b))))
+    sa = _resampled_sums(a[:, None], resamples, [seed, 0])[:, 0] / len(a)
+    sb = _resampled_sums(b[:, None], resamples, [seed, 1])[:, 0] / len(b)
+    low, high = _quantiles((sa - sb)[:, None], level)
+    return Interval(float(a.mean() - b.mean()), float(low[0]), float(high[0]), level, int(min(len(a), len(b))))
+
+
 # ------------------------------------------------------------------------------------------ McNemar
 def discordant_counts(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
     """(only A right, only B right) per row of the (n,) or (k, n) inputs."""
@@ -319,7 +388,12 @@ def mcnemar_exact(correct_a, correct_b):
     Same as ``statsmodels.stats.contingency_tables.mcnemar(table, exact=True).pvalue``; 1.0 when the two
     models never disagree on correctness. Returns a float for (n,) inputs, an array for (k, n).
     """
-    only_a, only_b = discordant_counts(correct_a, correct_b)
+    return mcnemar_from_counts(*discordant_counts(correct_a, correct_b))
+
+
+def mcnemar_from_counts(only_a, only_b):
+    """Exact McNemar p-value from the discordant counts (arrays broadcast; float for scalars)."""
+    only_a, only_b = np.asarray(only_a), np.asarray(only_b)
     total = only_a + only_b
     p = np.minimum(1.0, 2 * stats.binom.cdf(np.minimum(only_a, only_b), total, 0.5))
     p = np.where(total == 0, 1.0, p)
@@ -378,6 +452,59 @@ def effective_robustness_interval(
     return _pack(est, samples, level, [n_y] * k, single)
 
 
+def _paired_means(a: np.ndarray, b: np.ndarray, resamples: int, seed) -> np.ndarray:
+    """(R, 2) resampled (acc_a, acc_b) on the same examples: multinomial counts of the 4 joint outcomes."""
+    n = len(a)
+    both = int(np.count_nonzero(a & b))
+    only_a = int(np.count_nonzero(a & ~b))
+    only_b = int(np.count_nonzero(~a & b))
+    p = np.array([both, only_a, only_b, n - both - only_a - only_b], np.float64) / n
+    c = np.random.default_rng(seed).multinomial(n, p, size=resamples)
+    return np.stack([c[:, 0] + c[:, 1], c[:, 0] + c[:, 2]], axis=1) / n
+
+
+def effective_robustness_difference(
+    correct_x_a,
+    correct_x_b,
+    correct_y_a,
+    correct_y_b,
+    slope: float,
+    intercept: float,
+    transform: str = "logit",
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> Interval:
+    """rho(A) - rho(B) for two models scored on the same x and y examples (paired; fit held fixed).
+
+    ``correct_y_*`` are (n_y,) arrays or dicts shift -> (n_s,) for the OOD avg (resampled within shifts).
+    """
+    xa, xb = np.asarray(correct_x_a, bool), np.asarray(correct_x_b, bool)
+    x_s = _paired_means(xa, xb, resamples, [seed, 0])
+    if isinstance(correct_y_a, Mapping):
+        names = _check_sets(correct_y_a, correct_y_b)
+        ys = [
+            _paired_means(np.asarray(correct_y_a[s], bool), np.asarray(correct_y_b[s], bool), resamples, [seed, 1 + j])
+            for j, s in enumerate(names)
+        ]
+        y_s = np.mean(ys, axis=0)
+        y_est = np.mean([[np.mean(correct_y_a[s]), np.mean(correct_y_b[s])] for s in names], axis=0)
+        n = sum(len(correct_y_a[s]) for s in names)
+    else:
+        ya, yb = np.asarray(correct_y_a, bool), np.asarray(correct_y_b, bool)
+        y_s = _paired_means(ya, yb, resamples, [seed, 1])
+        y_est, n = np.array([ya.mean(), yb.mean()]), len(ya)
+    x_est = np.array([xa.mean(), xb.mean()])
+
+    def rho_diff(x, y):
+        rho = metrics.effective_robustness(x, y, slope, intercept, transform)
+        return rho[..., 0] - rho[..., 1]
+
+    samples = rho_diff(x_s, y_s)
+    low, high = _quantiles(samples[:, None], level)
+    return Interval(float(rho_diff(x_est, y_est)), float(low[0]), float(high[0]), level, int(n))
+
+
 def effective_robustness_fit_band(
     acc_x,
     acc_y,
@@ -417,26 +544,42 @@ def effective_robustness_fit_band(
 
 
 # ------------------------------------------------------------------------------------------ words
-def compare(interval: Interval, a: str, b: str, unit: str = "points", scale: float = 100.0, digits: int = 1) -> str:
+def compare(
+    interval: Interval, a: str, b: str, unit: str = "points", scale: float = 100.0, digits: int = 1, p_value: float | None = None
+) -> str:
     """One sentence comparing A with B whose direction is decided by the interval.
 
     ``interval`` is acc(A) - acc(B) as a fraction; it is shown x``scale`` in ``unit``. If the interval
-    includes 0 the sentence says the two are not distinguishable at this n instead of naming a direction.
+    includes 0 (or McNemar's ``p_value``, if given, is not significant) the sentence says the two are not
+    distinguishable at this n instead of naming a direction.
     """
     s = interval.scaled(scale)
     ci = f"{100 * interval.level:g}% CI {s.low:+.{digits}f} to {s.high:+.{digits}f}"
-    if interval.sign > 0:
+    sign = direction(interval, p_value)
+    if sign > 0:
         return f"{a} is higher than {b} by {s.estimate:.{digits}f} {unit} ({ci})"
-    if interval.sign < 0:
+    if sign < 0:
         return f"{a} is lower than {b} by {-s.estimate:.{digits}f} {unit} ({ci})"
     return f"{a} and {b} are not distinguishable at n = {interval.n:,} (difference {s.estimate:+.{digits}f} {unit}, {ci})"
 
 
-def verdict(interval: Interval, higher: str = "higher", lower: str = "lower") -> str:
+def direction(interval: Interval, p_value: float | None = None) -> int:
+    """+1 / -1 / 0 like ``Interval.sign``, but 0 also when McNemar's p (if given) is not below 1 - level.
+
+    At a few dozen examples the percentile bootstrap can exclude 0 while the exact test does not; a
+    direction is then only claimed when both agree.
+    """
+    if p_value is not None and np.isfinite(p_value) and p_value >= 1 - interval.level:
+        return 0
+    return interval.sign
+
+
+def verdict(interval: Interval, higher: str = "higher", lower: str = "lower", p_value: float | None = None) -> str:
     """Short label for a table cell: ``higher`` / ``lower`` / ``not distinguishable at n = N``."""
-    if interval.sign > 0:
+    sign = direction(interval, p_value)
+    if sign > 0:
         return higher
-    if interval.sign < 0:
+    if sign < 0:
         return lower
     return f"not distinguishable at n = {interval.n:,}"
 
@@ -450,10 +593,15 @@ __all__ = [
     "accuracy_interval_ood",
     "bootstrap_weights",
     "compare",
+    "direction",
     "discordant_counts",
+    "effective_robustness_difference",
     "effective_robustness_fit_band",
     "effective_robustness_interval",
     "mcnemar_exact",
+    "mcnemar_from_counts",
+    "mean_difference",
+    "paired_statistic",
     "paired_difference",
     "paired_difference_ood",
     "per_class_difference",

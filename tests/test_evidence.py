@@ -284,3 +284,70 @@ def test_store_whose_models_lie_on_its_baseline_line_has_rho_zero_inside_the_int
     for interval in (*rho, *band):
         assert abs(interval.estimate) < 0.01
         assert interval.low < 0 < interval.high and interval.sign == 0
+
+
+# ------------------------------------------------------------------- continuous statistics
+def test_mean_difference_paired_and_independent_match_scipy():
+    rng = np.random.default_rng(2)
+    a = rng.normal(1.0, 1.0, 400)
+    b = a + rng.normal(0.1, 0.5, 400)
+    got = evidence.mean_difference(a, b)
+    ref = _scipy_paired(a, b)
+    assert got.estimate == pytest.approx(a.mean() - b.mean())
+    assert got.low == pytest.approx(ref.low, abs=0.01) and got.high == pytest.approx(ref.high, abs=0.01)
+    c = rng.normal(0.8, 1.0, 250)
+    ind = evidence.mean_difference(a, c, paired=False)
+    ref = stats.bootstrap(
+        (a, c), lambda x, y, axis: x.mean(axis) - y.mean(axis), n_resamples=4000, method="percentile", random_state=0
+    ).confidence_interval
+    assert ind.low == pytest.approx(ref.low, abs=0.02) and ind.high == pytest.approx(ref.high, abs=0.02)
+
+
+def test_paired_statistic_conditional_means_against_a_loop():
+    rng = np.random.default_rng(3)
+    m_a, m_b = rng.gamma(2, 1, 300), rng.gamma(2, 1.1, 300)
+    c_a, c_b = rng.random(300) < 0.7, rng.random(300) < 0.6
+    cols = np.stack([m_a * c_a, c_a, m_b * c_b, c_b], axis=1)
+    stat = lambda s: s[..., 0] / s[..., 1] - s[..., 2] / s[..., 3]  # noqa: E731
+    got = evidence.paired_statistic(cols, stat, resamples=3000)
+    assert got.estimate == pytest.approx(m_a[c_a].mean() - m_b[c_b].mean())
+    loop = []
+    r = np.random.default_rng(7)
+    for _ in range(3000):
+        i = r.integers(0, 300, 300)
+        loop.append(m_a[i][c_a[i]].mean() - m_b[i][c_b[i]].mean())
+    low, high = np.quantile(loop, [0.025, 0.975])
+    assert got.low == pytest.approx(low, abs=0.05) and got.high == pytest.approx(high, abs=0.05)
+
+
+def test_rho_difference_is_paired_and_matches_explicit_resampling():
+    rng = np.random.default_rng(4)
+    xa, ya = _correct(800, 0.7, 0), _correct(500, 0.5, 1)
+    flip_x, flip_y = rng.random(800) < 0.1, rng.random(500) < 0.15
+    xb, yb = xa ^ flip_x, ya ^ flip_y
+    got = evidence.effective_robustness_difference(xa, xb, ya, yb, SLOPE, INTERCEPT)
+    rho = lambda x, y: metrics.effective_robustness(x, y, SLOPE, INTERCEPT)  # noqa: E731
+    assert got.estimate == pytest.approx(rho(xa.mean(), ya.mean()) - rho(xb.mean(), yb.mean()))
+    ix, iy = rng.integers(0, 800, (4000, 800)), rng.integers(0, 500, (4000, 500))
+    loop = rho(xa[ix].mean(1), ya[iy].mean(1)) - rho(xb[ix].mean(1), yb[iy].mean(1))
+    low, high = np.quantile(loop, [0.025, 0.975])
+    assert got.low == pytest.approx(low, abs=0.01) and got.high == pytest.approx(high, abs=0.01)
+    same = evidence.effective_robustness_difference(xa, xa, {"s": ya}, {"s": ya}, SLOPE, INTERCEPT)
+    assert (same.estimate, same.low, same.high) == (0, 0, 0)
+
+
+def test_direction_needs_mcnemar_to_agree_when_given():
+    iv = evidence.Interval(0.43, 0.14, 0.71, 0.95, 7)  # 3 of 7 discordant, all one way: bootstrap excludes 0
+    assert iv.sign == 1
+    p = evidence.mcnemar_from_counts(3, 0)
+    assert p == pytest.approx(0.25)
+    assert evidence.direction(iv, p) == 0 and evidence.verdict(iv, p_value=p) == "not distinguishable at n = 7"
+    assert evidence.direction(iv, 0.01) == 1 and "higher" in evidence.compare(iv, "A", "B", p_value=0.01)
+
+
+def test_independent_difference_of_proportions_bool_shortcut_matches_float_path():
+    a, b = _correct(300, 0.3, 0), _correct(500, 0.2, 1)
+    fast = evidence.mean_difference(a, b, paired=False)
+    slow = evidence.mean_difference(a.astype(float), b.astype(float), paired=False)
+    assert fast.estimate == pytest.approx(0.1)
+    assert fast.low == pytest.approx(slow.low, abs=0.01) and fast.high == pytest.approx(slow.high, abs=0.01)
