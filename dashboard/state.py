@@ -77,7 +77,7 @@ def sidebar() -> Selection:
     except StoreError as exc:
         params["run"] = run
         return Selection(None, run, None, 0.5, str(exc))
-    methods = view.store.methods
+    methods = view.store.wise_methods  # single models (soups, random-head FT) have no alpha to slide
     if st.session_state.get("method") not in methods:
         url_method = params.get("method")
         if url_method is not None and url_method not in methods:

@@ -72,7 +72,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("finetune", "Fine-tune a CLIP model with FT, LP, LP-FT or FLYP; writes safetensors + JSON.")
     model_args(p)
-    p.add_argument("--method", required=True, choices=["ft", "lp", "lpft", "flyp"])
+    p.add_argument(
+        "--method",
+        required=True,
+        choices=["ft", "lp", "lpft", "flyp", "ft-random-head"],
+        help="ft-random-head: FT from a random head (Kumar et al.'s baseline; not on theta_0's scale, no WiSE-FT curve)",
+    )
     p.add_argument("--train", required=True, help="training set: registered NAME or NAME=PATH (ImageFolder)")
     p.add_argument("--out", required=True, help="output folder for <method>.safetensors and zeroshot.safetensors")
     p.add_argument("--epochs", type=int, default=10)
@@ -82,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lp-l2", type=float, default=1e-3, help="LP: L2 pull towards the zero-shot head")
     p.add_argument("--freeze-bn", choices=["auto", "yes", "no"], default="auto", help="freeze BatchNorm statistics")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augment", action="store_true", help="random translation/rotation per image (soup ingredients)")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--max-examples", type=int, default=None, help="train on a seeded subset (quick runs)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10/STL-10")
 
@@ -166,6 +173,8 @@ def cmd_finetune(args) -> int:
         batch_size=args.batch_size or 512,
         warmup_steps=args.warmup,
         freeze_bn=freeze,
+        augment=args.augment,
+        label_smoothing=args.label_smoothing,
         lp_l2=args.lp_l2,
         seed=args.seed,
         device=args.device,

@@ -16,10 +16,17 @@ def metrics_at(store, method: str, alpha: float) -> dict:
     """Accuracy of theta(alpha) on every set, as stored (nearest grid alpha)."""
     summary = store.summary()
     grid_alpha = float(store.alphas(method)[store.alpha_index(method, alpha)])
+    on_grid = abs(grid_alpha - alpha) < 1e-9
     rows = summary[(summary.method == method) & (summary.kind == "wise") & ((summary.alpha - grid_alpha).abs() < 1e-9)]
     acc = {r.dataset: {"accuracy": float(r.accuracy), "correct": int(r.correct), "n": int(r.n)} for r in rows.itertuples()}
     shifts = [acc[s]["accuracy"] for s in store.shifts if s in acc]
-    return {"grid_alpha": grid_alpha, "datasets": acc, "ood_avg": sum(shifts) / len(shifts) if shifts else None}
+    return {
+        "grid_alpha": grid_alpha,
+        "on_grid": on_grid,
+        "note": "" if on_grid else f"alpha {alpha} is not on the store's grid: these are the metrics of the nearest grid alpha {grid_alpha}",
+        "datasets": acc,
+        "ood_avg": sum(shifts) / len(shifts) if shifts else None,
+    }
 
 
 def _full_precision(state: dict) -> dict:
@@ -31,11 +38,18 @@ def _full_precision(state: dict) -> dict:
 
 def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Path, Path]:
     """Interpolate the stored endpoints at ``alpha`` and write weights + metrics JSON atomically."""
+    import math
+
     from safetensors.torch import save_file
 
     from .models import load_state_dict, sha256_file
     from .wise import interpolate
 
+    if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or not 0 <= alpha <= 1:
+        raise ValueError(f"--alpha must be a finite number in [0, 1] (got {alpha}); e.g. --alpha 0.5.")
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'theta.safetensors'}.")
     store = open_store(store_path)
     if method not in store.methods:
         raise StoreError(f"Store {store.path} has no method {method!r}; it has {store.methods}.")
@@ -58,7 +72,6 @@ def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Pat
         # Stored without the keys it shares with zero-shot (e.g. LP's frozen encoder).
         theta_finetuned = {**theta_zeroshot, **theta_finetuned}
     theta = interpolate(theta_zeroshot, theta_finetuned, alpha)
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     save_file({k: v.contiguous() for k, v in theta.items()}, str(tmp), metadata={"method": method, "alpha": str(alpha)})

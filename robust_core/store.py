@@ -362,6 +362,20 @@ class Store:
     def methods(self) -> list[str]:
         return list(self.manifest["methods"])
 
+    def method_role(self, method: str) -> str:
+        """``wise`` (a WiSE-FT curve on the alpha grid) or ``point`` (one model: soups, random-head FT)."""
+        return self.manifest["methods"][method].get("role", "wise")
+
+    @property
+    def wise_methods(self) -> list[str]:
+        """Methods with a WiSE-FT curve (what the alpha slider moves along)."""
+        return [m for m in self.methods if self.method_role(m) == "wise"]
+
+    @property
+    def point_methods(self) -> list[str]:
+        """Single models stored beside the curves (alphas 0 and 1 only): soups, their ingredients, random-head FT."""
+        return [m for m in self.methods if self.method_role(m) == "point"]
+
     @property
     def baselines(self) -> list[str]:
         return list(self.manifest.get("baselines", {}))

@@ -135,8 +135,18 @@ def default_alpha_grid(step: float = 0.05) -> list[float]:
     return [round(i * step, 6) for i in range(n + 1)]
 
 
+MAX_ALPHAS = 501  # a grid is evaluated once per alpha: more than this is a typo, not a plan
+ALPHA_DECIMALS = 4  # the store keys parts by alpha at this precision (``store.alpha_key``)
+
+
 def parse_alphas(spec: str | Sequence[float]) -> list[float]:
-    """Parse ``"0:1:0.05"`` (start:stop:step) or ``"0,0.5,1"`` into a sorted list of alphas."""
+    """Parse ``"0:1:0.05"`` (start:stop:step) or ``"0,0.5,1"`` into a sorted list of alphas.
+
+    Alphas must be finite, in [0, 1], include both endpoints, be distinct at the store's key precision
+    (4 decimals) and number at most ``MAX_ALPHAS``.
+    """
+    import math
+
     if not isinstance(spec, str):
         values = [float(a) for a in spec]
     elif ":" in spec:
@@ -144,18 +154,35 @@ def parse_alphas(spec: str | Sequence[float]) -> list[float]:
             start, stop, step = (float(x) for x in spec.split(":"))
         except ValueError as exc:
             raise ValueError(f"Bad alpha range {spec!r}: use start:stop:step, e.g. 0:1:0.05.") from exc
+        if not all(math.isfinite(v) for v in (start, stop, step)):
+            raise ValueError(f"Bad alpha range {spec!r}: start, stop and step must be finite numbers, e.g. 0:1:0.05.")
         if step <= 0:
             raise ValueError(f"Bad alpha range {spec!r}: step must be positive.")
-        n = int(round((stop - start) / step))
+        count = (stop - start) / step
+        if count + 1 > MAX_ALPHAS:
+            raise ValueError(f"Alpha range {spec!r} has {int(count) + 1} alphas; at most {MAX_ALPHAS} (use a larger step).")
+        n = int(round(count))
         values = [round(start + i * step, 6) for i in range(n + 1)]
     else:
         try:
             values = [float(x) for x in spec.split(",") if x.strip()]
         except ValueError as exc:
             raise ValueError(f"Bad alpha list {spec!r}: use comma-separated numbers, e.g. 0,0.5,1.") from exc
+    bad = [v for v in values if not math.isfinite(v) or v < 0 or v > 1]
+    if bad:
+        raise ValueError(f"Alphas must be finite numbers in [0, 1]; got {bad[:5]}. Example: --alphas 0:1:0.05.")
     values = sorted(set(values))
     if not values:
         raise ValueError("Empty alpha grid.")
+    if len(values) > MAX_ALPHAS:
+        raise ValueError(f"{len(values)} alphas; at most {MAX_ALPHAS}.")
+    keys = [round(v, ALPHA_DECIMALS) for v in values]
+    clash = [(a, b) for a, b, ka, kb in zip(values, values[1:], keys, keys[1:]) if ka == kb]
+    if clash:
+        raise ValueError(
+            f"Alphas {clash[0][0]} and {clash[0][1]} are the same at the store's precision ({ALPHA_DECIMALS} decimals); "
+            "keep alphas at least 1e-4 apart."
+        )
     if values[0] != 0.0 or values[-1] != 1.0:
         raise ValueError(f"The alpha grid must include both endpoints 0 and 1 (got {values}).")
     return values

@@ -90,6 +90,13 @@ def test_finetune_eval_info_export(workspace, capsys):
     assert main(["export", str(w / "store"), "--method", "ft", "--alpha", "0.5", "--out", str(w / "wise.safetensors")]) == 0
     meta = json.loads((w / "wise.json").read_text())
     assert meta["metrics"]["grid_alpha"] == 0.5 and "toy" in meta["metrics"]["datasets"]
+    # bad export arguments: one line, exit 2, nothing written
+    for alpha, out, match in (("nan", "x.safetensors", "finite"), ("5", "x.safetensors", "[0, 1]"), ("0.5", ".", "directory")):
+        capsys.readouterr()
+        assert main(["export", str(w / "store"), "--method", "ft", "--alpha", alpha, "--out", str(w / out)]) == 2
+        err = capsys.readouterr().err
+        assert match in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (w / "x.safetensors").exists()
     from safetensors.torch import load_file
 
     from robust_core.models import load_state_dict

@@ -105,3 +105,22 @@ def test_parse_alphas():
         parse_alphas("0,0.5")
     with pytest.raises(ValueError, match="start:stop:step"):
         parse_alphas("a:b:c")
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("0,0.5,1,nan", "finite"),
+        ("0,0.5,1.5", r"in \[0, 1\]"),
+        ("0:inf:0.1", "finite"),
+        ("0:1:1e-7", "at most"),
+        ("0,0.12341,0.12344,1", "same at the store's precision"),
+        ("0,0.5", "endpoints"),
+        ("a,b", "comma-separated"),
+    ],
+)
+def test_parse_alphas_rejects_bad_grids_with_a_clear_message(spec, match):
+    from robust_core.wise import parse_alphas
+
+    with pytest.raises(ValueError, match=match):
+        parse_alphas(spec)
