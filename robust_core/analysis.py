@@ -832,3 +832,16 @@ class RunView:
             iv = evidence.Interval(diff.estimate / 100, diff.low / 100, diff.high / 100, diff.level, diff.n)
             out.append(evidence.compare(iv, "Fine-tuning's ρ", "zero-shot's") + ", paired over the same examples with the line fixed.")
         return out
+
+    def narrate_per_class(self, method: str, dataset: str, alpha: float, column: str = "θ(α) − zero-shot") -> str:
+        """How many classes change distinguishably (per-class paired interval and McNemar), in words."""
+        table = self.per_class(method, dataset, alpha)
+        verdicts = table[f"{column} verdict"]
+        up, down = int((verdicts == "higher").sum()), int((verdicts == "lower").sum())
+        who = "θ(α)" if column.startswith("θ") else "the fine-tuned model"
+        flat = len(table) - up - down
+        return (
+            f"On {dataset}, {who} is distinguishably better than zero-shot on {up} of {len(table)} classes and worse on "
+            f"{down}; {flat} are not distinguishable at their n (median {int(table.n.median())} images per class; "
+            "95% paired interval within the class and McNemar's exact test must agree)."
+        )
