@@ -73,7 +73,7 @@ table = view.point_table(method, alpha)
 with st.expander("Accuracy of every model at this α (zero-shot, fine-tuned, WiSE-FT, output-space ensemble)"):
     # column_config formatting instead of a pandas Styler: the same look, far cheaper on every slider move
     st.dataframe(100 * table, width="stretch", column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in table.columns})
-download_csv(table.join(ev.drop(columns=["θ(α) (%)"])), f"{page.run}-{method}-alpha{cards['alpha']:.2f}.csv")
+download_csv(table.join(ev.drop(columns=["θ(α) (%)"]), rsuffix=" (points, paired)"), f"{page.run}-{method}-alpha{cards['alpha']:.2f}.csv")
 
 if len(view.store.methods) > 1:
     with st.expander(f"Fine-tuned {page.label} against the other methods' fine-tuned models"):
