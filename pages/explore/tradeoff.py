@@ -63,6 +63,7 @@ shown["n"] = ev["n"]
 st.dataframe(
     shown,
     width="stretch",
+    height=35 * (len(shown) + 1) + 3,  # every set visible without scrolling
     column_config={
         "θ(α) (%)": st.column_config.NumberColumn(format="%.1f"),
         **{f"McNemar p vs {ref}": st.column_config.NumberColumn(format="%.3f") for ref in REFERENCES},

@@ -76,7 +76,7 @@ fig = er_figure(er, "logit", 0.5, "ImageNet (all classes)", target, "ViT-B/16 en
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="papers-chart")
 notes = [
     f"Line: {base['n_models']} testbed standard models, logit fit on full-ImageNet x "
-    f"T(y) = {base['slope']:.3f}·T(x) + {base['intercept']:.3f}.",
+    f"T(y) = {base['slope']:.3f}·T(x) {'+' if base['intercept'] >= 0 else '−'} {abs(base['intercept']):.3f}.",
     base.get("note", ""),
 ]
 if (papers.table == "talk slide").any():

@@ -34,7 +34,7 @@ if view is not None:
 
 def findings(sentences):
     if sentences:
-        st.info("**On this run** (" + (label if view is not None else "") + "): " + " ".join(sentences))
+        st.info(f"**On this run, with {label}:** " + " ".join(sentences))
 
 
 def _tradeoff():
@@ -72,8 +72,8 @@ steps = [
     (
         "pages/explore/diversity.py",
         "3 · Diversity & confidence",
-        "Compare prediction diversity on the shifts with ID: ensembling helps most where the two models fail on "
-        "different images. The margin violins compare how confident the two models are, right and wrong.",
+        "Compare prediction diversity on the shifts with ID: mixing two models can only help on images where exactly "
+        "one of them is right. The margin violins compare how confident the two models are, right and wrong.",
         _diversity,
     ),
     (
