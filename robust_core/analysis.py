@@ -613,12 +613,8 @@ class RunView:
                 for name, j in (("zero-shot", 0), ("fine-tuned", -1), ("theta(alpha)", i))
             }
             table = pd.DataFrame({"class": names, "n": np.bincount(labels, minlength=n), **acc})
-            grid = self.correct(method, dataset)
             for col, j in (("fine-tuned − zero-shot", -1), ("θ(α) − zero-shot", i)):
-                iv = evidence.per_class_difference(grid[j], grid[0], labels, n)
-                p = evidence.mcnemar_from_counts(
-                    np.bincount(labels[grid[j] & ~grid[0]], minlength=n), np.bincount(labels[~grid[j] & grid[0]], minlength=n)
-                )
+                iv, p = self._per_class_vs_zeroshot(method, dataset, j)
                 table[col] = table["fine-tuned" if j == -1 else "theta(alpha)"] - table["zero-shot"]
                 table[f"{col} low"], table[f"{col} high"] = iv.low, iv.high
                 table[f"{col} McNemar p"] = p
@@ -626,6 +622,22 @@ class RunView:
             return table[table.n > 0].reset_index(drop=True)
 
         return self._memo(("per_class", method, dataset, i), build)
+
+    def _per_class_vs_zeroshot(self, method: str, dataset: str, j: int):
+        """Per-class paired intervals and McNemar p of grid model ``j`` minus zero-shot (cached per j)."""
+        j = j % len(self.alphas(method))
+
+        def build():
+            labels = self.labels(dataset)
+            n = len(self.store.classnames(dataset))
+            grid = self.correct(method, dataset)
+            iv = evidence.per_class_difference(grid[j], grid[0], labels, n)
+            p = evidence.mcnemar_from_counts(
+                np.bincount(labels[grid[j] & ~grid[0]], minlength=n), np.bincount(labels[~grid[j] & grid[0]], minlength=n)
+            )
+            return iv, p
+
+        return self._memo(("per_class_vs_zeroshot", method, dataset, j), build)
 
     def disagreements(
         self, method: str, dataset: str, alpha: float, who: str = "any", class_name: str | None = None, limit: int = 48
