@@ -158,14 +158,20 @@ def er_figure(
         )
     if overlays is not None and len(overlays):
         symbols = {"open_clip zero-shot": "diamond", "model soups (ViT-B/32 fine-tunes)": "square", "papers (WiSE-FT, FLYP)": "star"}
-        for k, (source, rows) in enumerate(overlays.groupby("source")):
+        single = overlays["single_model"] if "single_model" in overlays else pd.Series(True, index=overlays.index)
+        groups = [(f"{source}", rows) for source, rows in overlays[single.astype(bool)].groupby("source")]
+        groups += [(f"{source} · not a single model", rows) for source, rows in overlays[~single.astype(bool)].groupby("source")]
+        for k, (source, rows) in enumerate(groups):
+            hollow = source.endswith("not a single model")  # each column at its own alpha: drawn hollow, no rho
+            base_source = source.replace(" · not a single model", "")
+            symbol = symbols.get(base_source, "x") + ("-open" if hollow else "")
             fig.add_trace(
                 go.Scatter(
                     x=T(rows.x),
                     y=T(rows.y),
                     mode="markers",
                     name=source,
-                    marker=dict(size=9, symbol=symbols.get(source, "x"), color=PALETTE[(k + 4) % len(PALETTE)], opacity=0.75),
+                    marker=dict(size=11 if hollow else 9, symbol=symbol, color=PALETTE[(k + 4) % len(PALETTE)], opacity=0.75),
                     customdata=np.stack([rows.label, 100 * rows.x, 100 * rows.y], axis=1),
                     hovertemplate="<b>%{customdata[0]}</b><br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<extra>"
                     + source
@@ -310,10 +316,24 @@ def per_class_figure(table: pd.DataFrame, column: str, title: str, max_bars: int
         title = f"{title} ({max_bars} classes with the largest fine-tuning change)"
     ordered = table.sort_values(column)
     colours = np.where(ordered[column] >= 0, "#2ca02c", "#d62728")
+    error_y = None
+    if f"{column} low" in ordered:  # paired 95% interval within the class
+        error_y = dict(
+            type="data",
+            symmetric=False,
+            array=100 * (ordered[f"{column} high"] - ordered[column]),
+            arrayminus=100 * (ordered[column] - ordered[f"{column} low"]),
+            color="#555",
+            thickness=1,
+        )
+        if f"{column} verdict" in ordered:  # faded bars: the interval includes 0 (or McNemar disagrees)
+            faded = ordered[f"{column} verdict"].str.startswith("not")
+            colours = np.where(faded, np.where(ordered[column] >= 0, "#a9d8a9", "#f0a8a8"), colours)
     fig = go.Figure(
         go.Bar(
             x=ordered["class"],
             y=100 * ordered[column],
+            error_y=error_y,
             marker_color=colours,
             customdata=np.stack(
                 [100 * ordered["zero-shot"], 100 * ordered["fine-tuned"], 100 * ordered["theta(alpha)"], ordered["n"]], axis=1

@@ -153,6 +153,21 @@ def points(x: float) -> str:
     return "–" if x != x else f"{100 * x:+.1f} pts"
 
 
+def ci_text(estimate: float, low: float, high: float, digits: int = 1) -> str:
+    """``+3.1 [+1.2, +5.0]`` for a difference and its 95% interval, already in points."""
+    if estimate != estimate:
+        return "–"
+    return f"{estimate:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def delta_caption(interval, reference: str) -> str:
+    """Caption under a metric card: the paired interval, and words when it includes 0."""
+    ci = f"95% CI {interval.low:+.1f} to {interval.high:+.1f} pts"
+    if interval.sign == 0:
+        return f"vs {reference}: not distinguishable at n = {interval.n:,} ({ci})"
+    return f"vs {reference}: {ci} (paired bootstrap, n = {interval.n:,})"
+
+
 def how_to_read(text: str) -> None:
     with st.expander("How to read this", expanded=False):
         st.markdown(text)

@@ -612,12 +612,8 @@ class RunView:
                 for name, j in (("zero-shot", 0), ("fine-tuned", -1), ("theta(alpha)", i))
             }
             table = pd.DataFrame({"class": names, "n": np.bincount(labels, minlength=n), **acc})
-            grid = self.correct(method, dataset)
             for col, j in (("fine-tuned − zero-shot", -1), ("θ(α) − zero-shot", i)):
-                iv = evidence.per_class_difference(grid[j], grid[0], labels, n)
-                p = evidence.mcnemar_from_counts(
-                    np.bincount(labels[grid[j] & ~grid[0]], minlength=n), np.bincount(labels[~grid[j] & grid[0]], minlength=n)
-                )
+                iv, p = self._per_class_vs_zeroshot(method, dataset, j)
                 table[col] = table["fine-tuned" if j == -1 else "theta(alpha)"] - table["zero-shot"]
                 table[f"{col} low"], table[f"{col} high"] = iv.low, iv.high
                 table[f"{col} McNemar p"] = p
@@ -625,6 +621,22 @@ class RunView:
             return table[table.n > 0].reset_index(drop=True)
 
         return self._memo(("per_class", method, dataset, i), build)
+
+    def _per_class_vs_zeroshot(self, method: str, dataset: str, j: int):
+        """Per-class paired intervals and McNemar p of grid model ``j`` minus zero-shot (cached per j)."""
+        j = j % len(self.alphas(method))
+
+        def build():
+            labels = self.labels(dataset)
+            n = len(self.store.classnames(dataset))
+            grid = self.correct(method, dataset)
+            iv = evidence.per_class_difference(grid[j], grid[0], labels, n)
+            p = evidence.mcnemar_from_counts(
+                np.bincount(labels[grid[j] & ~grid[0]], minlength=n), np.bincount(labels[~grid[j] & grid[0]], minlength=n)
+            )
+            return iv, p
+
+        return self._memo(("per_class_vs_zeroshot", method, dataset, j), build)
 
     def disagreements(
         self, method: str, dataset: str, alpha: float, who: str = "any", class_name: str | None = None, limit: int = 48
@@ -831,3 +843,16 @@ class RunView:
             iv = evidence.Interval(diff.estimate / 100, diff.low / 100, diff.high / 100, diff.level, diff.n)
             out.append(evidence.compare(iv, "Fine-tuning's ρ", "zero-shot's") + ", paired over the same examples with the line fixed.")
         return out
+
+    def narrate_per_class(self, method: str, dataset: str, alpha: float, column: str = "θ(α) − zero-shot") -> str:
+        """How many classes change distinguishably (per-class paired interval and McNemar), in words."""
+        table = self.per_class(method, dataset, alpha)
+        verdicts = table[f"{column} verdict"]
+        up, down = int((verdicts == "higher").sum()), int((verdicts == "lower").sum())
+        who = "θ(α)" if column.startswith("θ") else "the fine-tuned model"
+        flat = len(table) - up - down
+        return (
+            f"On {dataset}, {who} is distinguishably better than zero-shot on {up} of {len(table)} classes and worse on "
+            f"{down}; {flat} are not distinguishable at their n (median {int(table.n.median())} images per class; "
+            "95% paired interval within the class and McNemar's exact test must agree)."
+        )

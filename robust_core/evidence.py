@@ -313,11 +313,16 @@ def _resampled_sums(columns: np.ndarray, resamples: int, seed, max_block: int = 
     n = len(columns)
     rng = np.random.default_rng(seed)
     out = np.empty((resamples, columns.shape[1]))
-    rows = max(1, max_block // max(n * columns.shape[1], 1))
+    rows = max(1, max_block // max(n, 1))
+    offsets = None
     for start in range(0, resamples, rows):
         stop = min(resamples, start + rows)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = columns[idx].sum(axis=1)
+        idx = rng.integers(0, n, size=(stop - start, n), dtype=np.int64 if n * resamples > 2**31 else np.int32)
+        if offsets is None or len(offsets) != stop - start:
+            offsets = (np.arange(stop - start) * n)[:, None]
+        # draw counts per example (bincount), then one matrix product: cheaper than gathering c columns
+        counts = np.bincount((idx + offsets).ravel(), minlength=(stop - start) * n).reshape(stop - start, n)
+        out[start:stop] = counts.astype(np.float64) @ columns  # float matmul uses BLAS; int64 does not
     return out
 
 

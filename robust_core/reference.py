@@ -44,9 +44,19 @@ IMAGENET_SHIFTS = {
         "val-on-imagenet-a-classes",
         "val-on-imagenet-a-classes",
         0.75,
-        note="The testbed fits ImageNet-A piecewise (split at 91.86% x); one line is fitted here.",
+        note=(
+            "ImageNet-A was collected adversarially against ResNet-50, which scores ~0% on it; imagenet-testbed "
+            "(plotting/paper_imagenet_a.py) leaves resnet50 out of the plot and fits two lines split at its x "
+            "(91.86% on the A classes, 76.13% on full ImageNet). Here resnet50 and any model at ~0% are left out "
+            "of the fit and one line is fitted over the rest."
+        ),
     ),
 }
+SUBSET_SHIFTS = ("imagenet-r", "imagenet-a", "objectnet")  # shifts whose testbed x axis is ImageNet val on their classes
+NEAR_ZERO = 0.005  # a model below 0.5% on a shift is left out of that shift's fit (its logit is off the scale)
+# Left out of the plot and the fit per shift, following the testbed's plotting scripts.
+EXCLUDED = {"imagenet-a": {"resnet50": "ImageNet-A was filtered adversarially against ResNet-50 (testbed: paper_imagenet_a.py)"}}
+X_AXES = ("class-subset", "full")
 OOD_AVG_SHIFTS = ("imagenetv2", "imagenet-r", "imagenet-sketch", "objectnet", "imagenet-a")
 
 # Our dataset names -> open_clip results / model-soups column names.
@@ -92,37 +102,65 @@ def eval_set_sizes() -> dict[str, int]:
     return dict(zip(df.column, df.n_images))
 
 
-def testbed_points(shift: str) -> pd.DataFrame:
-    """Testbed models for one shift: ``model, model_type, x, y, in_plot, fit`` (fractions)."""
+def testbed_points(shift: str, x_axis: str = "class-subset") -> pd.DataFrame:
+    """Testbed models for one shift: ``model, model_type, x, y, x_n, y_n, in_plot, fit, why_not_fit`` (fractions).
+
+    ``x_axis="class-subset"`` is the testbed's axis (ImageNet val on the shift's classes for R/A/ObjectNet);
+    ``"full"`` puts the same models at their full-ImageNet accuracy (the axis published rows live on).
+    The plotted and fitted models are the same on both axes. ``x_n`` / ``y_n`` are the eval-set sizes
+    behind x and y (for Clopper-Pearson bars: the subset's n for a class-subset x).
+    """
+    if x_axis not in X_AXES:
+        raise ValueError(f"x_axis must be one of {X_AXES}; got {x_axis!r}.")
+    sizes = eval_set_sizes()
     if shift == "ood-avg":
         df = testbed()
         cols = [IMAGENET_SHIFTS[s].y for s in OOD_AVG_SHIFTS]
         rows = df.dropna(subset=["val", *cols])
         out = pd.DataFrame({"model": rows.model, "model_type": rows.model_type, "x": rows.val, "y": rows[cols].mean(axis=1)})
+        out["x_n"], out["y_n"] = sizes["val"], sum(sizes[c] for c in cols)
         out["in_plot"] = rows.val >= 0.55
         out["fit"] = rows.eligible_for_line_fit.astype(bool) & out.in_plot
+        out["why_not_fit"] = np.where(out.fit, "", np.where(out.in_plot, "not a standard model", "below the plot's cut-off"))
         return out.reset_index(drop=True)
     if shift not in IMAGENET_SHIFTS:
         raise KeyError(f"No testbed axis for {shift!r}; known: {', '.join(IMAGENET_SHIFTS)} and ood-avg.")
     axis = IMAGENET_SHIFTS[shift]
-    rows = testbed().dropna(subset=[axis.x, axis.y])
-    out = pd.DataFrame({"model": rows.model, "model_type": rows.model_type, "x": rows[axis.x], "y": rows[axis.y]})
-    out["in_plot"] = (rows[axis.cutoff_column] >= axis.cutoff) & ~rows.model.str.lower().str.contains("subsample")
-    out["fit"] = rows.eligible_for_line_fit.astype(bool) & out.in_plot
+    x_col = axis.x if x_axis == "class-subset" else "val"
+    rows = testbed().dropna(subset=list({axis.x, axis.y, x_col}))
+    out = pd.DataFrame({"model": rows.model, "model_type": rows.model_type, "x": rows[x_col], "y": rows[axis.y]})
+    out["x_n"], out["y_n"] = sizes.get(x_col, np.nan), sizes.get(axis.y, np.nan)
+    excluded = EXCLUDED.get(shift, {})
+    out["in_plot"] = (
+        (rows[axis.cutoff_column] >= axis.cutoff) & ~rows.model.str.lower().str.contains("subsample") & ~rows.model.isin(excluded)
+    )
+    near_zero = out.y < NEAR_ZERO
+    out["fit"] = rows.eligible_for_line_fit.astype(bool) & out.in_plot & ~near_zero
+    why = np.array([excluded.get(m, "") for m in rows.model], dtype=object)
+    why = np.where((why == "") & near_zero, f"~0% on {shift} (below {100 * NEAR_ZERO:g}%)", why)
+    why = np.where((why == "") & ~out.in_plot, "below the plot's cut-off", why)
+    why = np.where((why == "") & ~out.fit, "not a standard model", why)
+    out["why_not_fit"] = why
     return out.reset_index(drop=True)
 
 
-def imagenet_baseline(shift: str, transform: str = "logit") -> dict:
-    """The testbed baseline line for ``shift`` (or ``ood-avg``): slope, intercept, models used."""
-    points = testbed_points(shift)
+def imagenet_baseline(shift: str, transform: str = "logit", x_axis: str = "class-subset") -> dict:
+    """The testbed baseline line for ``shift`` (or ``ood-avg``): slope, intercept, models used.
+
+    ``x_axis="full"`` fits the same models against full-ImageNet accuracy: the line to compare a published
+    row with when only its full-ImageNet accuracy is known (for V2, Sketch and the OOD avg both axes are the same).
+    """
+    points = testbed_points(shift, x_axis)
     fit = points[points.fit]
     slope, intercept = metrics.fit_baseline(fit.x.to_numpy(), fit.y.to_numpy(), transform)
+    subset = shift in SUBSET_SHIFTS and x_axis == "class-subset"
     return {
         "slope": slope,
         "intercept": intercept,
         "n_models": int(len(fit)),
         "points": points,
-        "x_column": "val" if shift == "ood-avg" else IMAGENET_SHIFTS[shift].x,
+        "x_column": IMAGENET_SHIFTS[shift].x if subset else "val",
+        "x_axis": "class-subset" if subset else "full",
         "note": "" if shift == "ood-avg" else IMAGENET_SHIFTS[shift].note,
     }
 
@@ -169,11 +207,20 @@ def model_soups() -> pd.DataFrame:
 
 @cache
 def paper_tables() -> pd.DataFrame:
-    """WiSE-FT / FLYP ImageNet rows as printed in the papers (percent converted to fractions)."""
+    """WiSE-FT / FLYP ImageNet rows as printed in the papers (percent converted to fractions).
+
+    Extra columns: ``single_model`` (False for WiSE-FT's "optimal alpha per column" rows, where each column
+    comes from its own alpha: they are not one model, so they get no rho and are drawn hollow) and
+    ``source`` (paper and table, e.g. "FLYP talk slide": the FLYP numbers shipped here come from the
+    authors' talk slides, not from the paper's tables).
+    """
     df = pd.read_csv(DATA / "paper_tables.csv")
     for ours, col in PAPER_COLUMNS.items():
         df[ours] = df[col] / 100.0
     df["ood-avg"] = df["avg_shifts"] / 100.0
+    df["single_model"] = ~df.method.str.contains("optimal alpha per column", regex=False)
+    short = df.paper.str.extract(r"^([^(]+)\(", expand=False).str.strip().fillna(df.paper)
+    df["source"] = short + " " + df.table
     return df
 
 
@@ -184,10 +231,11 @@ def paper_tables_other() -> pd.DataFrame:
 
 
 def overlay_points(shift: str) -> pd.DataFrame:
-    """Published models to overlay on an ImageNet effective-robustness plot: ``source, label, x, y``.
+    """Published models to overlay on an ImageNet effective-robustness plot: ``source, label, x, y, single_model``.
 
-    x is ImageNet accuracy (all classes; the sources do not publish class-subset accuracies, so for
-    R/A/ObjectNet these points sit on a different x than the testbed cloud, as in the WiSE-FT paper).
+    x is full-ImageNet accuracy (all 1000 classes): none of these sources publishes class-subset
+    accuracy. Those points therefore belong on a full-ImageNet x axis; for ImageNet-R/A/ObjectNet, whose
+    testbed axis is class-subset x, compare them with ``imagenet_baseline(shift, x_axis="full")``.
     """
     frames = []
     target = shift
@@ -203,8 +251,13 @@ def overlay_points(shift: str) -> pd.DataFrame:
     papers = paper_tables()
     papers = papers[papers.imagenet.notna()]
     yp = papers["ood-avg"] if target == "ood-avg" else papers[target]
+    label = papers.source + " · " + papers.model + ": " + papers.method
+    label = label.where(papers.single_model, label + " (not a single model)")
     frames.append(
-        pd.DataFrame({"source": "papers (WiSE-FT, FLYP)", "label": papers.model + ": " + papers.method, "x": papers.imagenet, "y": yp})
+        pd.DataFrame(
+            {"source": "papers (WiSE-FT, FLYP)", "label": label, "x": papers.imagenet, "y": yp, "single_model": papers.single_model}
+        )
     )
     out = pd.concat(frames, ignore_index=True)
+    out["single_model"] = out["single_model"].fillna(True).astype(bool)
     return out[np.isfinite(out.x.astype(float)) & np.isfinite(out.y.astype(float))].reset_index(drop=True)

@@ -3,32 +3,44 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, diversity_figure, margin_figure
-from dashboard.state import download_csv, how_to_read, method_page, session_figure
+from dashboard.state import ci_text, download_csv, how_to_read, method_page, session_figure
 
 page = method_page("Diversity & confidence · {label}")
 view, method, alpha = page.view, page.method, page.alpha
 how_to_read(
     "Ensembling helps when the two models make *different* mistakes. **Prediction diversity** is the fraction of "
     "examples where exactly one of them is right; **1 − Cohen's κ** measures disagreement beyond chance; **KL** "
-    "compares their softmax outputs; **1 − CKA** compares their features (0 = same representation). Diversity is "
-    "larger under shift, which is where WiSE-FT gains most."
+    "compares their softmax outputs; **1 − CKA** compares their features (0 = same representation). The WiSE-FT "
+    "paper asks whether diversity is larger under shift than on ID; the sentence below answers it for this run, "
+    "shift by shift, with a 95% bootstrap interval of the difference (the shift and the ID set are different images, "
+    "so they are resampled independently)."
 )
 div = view.diversity(method)
 st.plotly_chart(diversity_figure(div), width="stretch", config=PLOTLY_CONFIG, key="div-chart")
+st.markdown(view.narrate_diversity(method))
 st.dataframe(div.style.format("{:.4f}"), width="stretch")
 download_csv(div, f"{page.run}-{method}-diversity.csv")
+div_ev = view.diversity_evidence(method)
+if not div_ev.empty:
+    with st.expander("Prediction diversity under each shift minus on ID, with 95% intervals"):
+        shown = div_ev.drop(columns=["sign"]).assign(
+            **{"Δ vs ID, pts [95% CI]": [ci_text(r["Δ vs ID (points)"], r.low, r.high) for _, r in div_ev.iterrows()]}
+        )
+        st.dataframe(shown.drop(columns=["Δ vs ID (points)", "low", "high"]).style.format(precision=1), width="stretch")
 
 st.subheader("Confidence: margins of correct and incorrect predictions")
 how_to_read(
     "Margin = top-1 minus top-2 output. The right half of each violin is correct predictions, the left half "
-    "incorrect ones. In the WiSE-FT paper the fine-tuned model is more confident (larger margins) and so tends to "
-    "dominate a plain average of outputs; the zero-shot model is less confident even when it is right."
+    "incorrect ones. The WiSE-FT paper (App. E) relates a model's confidence to how much it dominates a plain "
+    "average of outputs. The sentence under the chart compares the mean margins of this run's two models on the "
+    "chosen set, among each model's correct and among its incorrect predictions (images resampled jointly, 95%)."
 )
 dataset = st.selectbox(
     "Dataset", view.store.datasets, index=view.store.datasets.index(view.shifts[0]) if view.shifts else 0, key="margin_ds"
 )
 fig = session_figure(("margins", id(view), method, dataset), lambda: margin_figure(view.margins(method, dataset, None, max_rows=4000)))
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="margin-chart")
+st.markdown(view.narrate_confidence(method, dataset))
 st.caption(f"Violins: zero-shot and fine-tuned (up to 4,000 examples each). The table adds θ({alpha:.2f}) and uses every example.")
 summary = view.margin_summary(method, dataset, alpha)
 st.dataframe(summary.style.format({"count": "{:.0f}", "mean": "{:.3f}", "median": "{:.3f}"}), width="stretch")

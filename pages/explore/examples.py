@@ -3,14 +3,15 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, per_class_figure
-from dashboard.state import download_csv, how_to_read, method_page, pct
+from dashboard.state import ci_text, download_csv, how_to_read, method_page, pct
 
 page = method_page("Examples & classes · {label}")
 view, method, alpha = page.view, page.method, page.alpha
 how_to_read(
     "Images on which the zero-shot and fine-tuned models disagree, with each model's top-3 guesses and those of "
-    "θ(α) at the current α. Green ✓ marks a correct top-1. Below, the per-class accuracy change shows which classes "
-    "fine-tuning helps or hurts on the chosen set."
+    "θ(α) at the current α. Green ✓ marks a correct top-1. Below, the per-class accuracy change on the chosen set, "
+    "with a paired 95% interval per class (images resampled within the class). Bars drawn pale are not "
+    "distinguishable from 0 at that class's n (the interval includes 0 or McNemar's exact test is not significant)."
 )
 c1, c2, c3 = st.columns(3)
 dataset = c1.selectbox("Dataset", view.store.datasets, index=view.store.datasets.index(view.shifts[0]) if view.shifts else 0, key="ex_ds")
@@ -43,6 +44,11 @@ else:
 
 st.subheader(f"Per-class accuracy change on {dataset}")
 per_class = view.per_class(method, dataset, alpha)
+st.markdown(
+    view.narrate_per_class(method, dataset, alpha, "fine-tuned − zero-shot")
+    + " "
+    + view.narrate_per_class(method, dataset, alpha).replace(f"On {dataset}, ", "At this α, ")
+)
 c1, c2 = st.columns(2)
 c1.plotly_chart(
     per_class_figure(per_class, "fine-tuned − zero-shot", "fine-tuned vs zero-shot"), width="stretch", config=PLOTLY_CONFIG, key="pc-ft"
@@ -50,11 +56,14 @@ c1.plotly_chart(
 c2.plotly_chart(
     per_class_figure(per_class, "θ(α) − zero-shot", f"θ({alpha:.2f}) vs zero-shot"), width="stretch", config=PLOTLY_CONFIG, key="pc-alpha"
 )
+shown = per_class[["class", "n", "zero-shot", "fine-tuned", "theta(alpha)"]].copy()
+for col in ("fine-tuned − zero-shot", "θ(α) − zero-shot"):
+    shown[f"{col}, pts [95% CI]"] = [
+        ci_text(100 * r[col], 100 * r[f"{col} low"], 100 * r[f"{col} high"], 0) for _, r in per_class.iterrows()
+    ]
+    shown[f"{col}: verdict"] = per_class[f"{col} verdict"]
 st.dataframe(
-    per_class.style.format(
-        {c: (lambda v: pct(v)) for c in ("zero-shot", "fine-tuned", "theta(alpha)")}
-        | {"fine-tuned − zero-shot": "{:+.3f}", "θ(α) − zero-shot": "{:+.3f}"}
-    ),
+    shown.style.format({c: (lambda v: pct(v)) for c in ("zero-shot", "fine-tuned", "theta(alpha)")}),
     hide_index=True,
     width="stretch",
 )

@@ -3,16 +3,17 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard.state import how_to_read, pct, points, require_view, show_notices, store_root
+from dashboard.state import delta_caption, how_to_read, pct, points, require_view, show_notices, store_root
 from robust_core.analysis import OOD_AVG
 from robust_core.store import StoreError, list_stores, open_store
 
 sel = st.session_state["selection"]
 st.title("Robust Fine-Tuning Explorer")
 st.markdown(
-    "Fine-tuning a zero-shot model (CLIP) raises accuracy on the task it is tuned for (**ID**) but often "
-    "lowers it under **distribution shift** (OOD). WiSE-FT interpolates the weights, "
-    "θ(α) = (1 − α)·θ<sub>zero-shot</sub> + α·θ<sub>fine-tuned</sub>, and often gets both. This dashboard reads logits "
+    "In the papers behind this dashboard, fine-tuning a zero-shot model (CLIP) raises accuracy on the task it is "
+    "tuned for (**ID**) but often lowers it under **distribution shift** (OOD); WiSE-FT interpolates the weights, "
+    "θ(α) = (1 − α)·θ<sub>zero-shot</sub> + α·θ<sub>fine-tuned</sub>, and often gets both. Whether that holds for "
+    "the run you open is stated below with paired 95% intervals. This dashboard reads logits "
     "computed once for every α and every eval set, so you can move α and watch every number follow.",
     unsafe_allow_html=True,
 )
@@ -34,6 +35,9 @@ c1, c2, c3 = st.columns(3)
 for col, (label, row) in zip((c1, c2, c3), (("zero-shot (α=0)", 0), (f"WiSE-FT (α={a:.2f})", i), ("fine-tuned (α=1)", -1))):
     col.metric(f"{label} · ID", pct(wise[view.id].iloc[row]))
     col.metric(f"{label} · OOD avg", pct(wise[OOD_AVG].iloc[row]), points(wise[OOD_AVG].iloc[row] - wise[OOD_AVG].iloc[0]) if row else None)
+    if row and view.shifts:
+        col.caption(delta_caption(view.interval(sel.method, float(view.alphas(sel.method)[row]), OOD_AVG), "zero-shot"))
+st.markdown("\n".join(f"- {sentence}" for sentence in view.narrate_path(sel.method)))
 
 st.markdown(
     f"**ID test**: `{view.id}` · **ID validation**: `{store.id_val}` · **shifts** ({len(view.shifts)}): "

@@ -1,24 +1,46 @@
-"""Tradeoff: accuracy vs alpha for ID, each shift and OOD avg; the alphas a user might pick."""
+"""Tradeoff: accuracy vs alpha for ID, each shift and OOD avg, with paired intervals; the alphas a user might pick."""
 
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, label_free_figure, set_tradeoff_alpha, set_vline_alpha, tradeoff_figure
-from dashboard.state import download_csv, how_to_read, method_page, pct, points, session_figure
+from dashboard.state import ci_text, delta_caption, download_csv, how_to_read, method_page, pct, points, session_figure
+from robust_core.analysis import REFERENCES
 
 page = method_page("ID / OOD tradeoff · {label}")
 view, method, alpha = page.view, page.method, page.alpha
 how_to_read(
     "Each line is accuracy as α moves from the zero-shot model (α = 0) to the fine-tuned one (α = 1). "
     "Solid lines are **WiSE-FT** (weights interpolated); dashed lines are the **output-space ensemble** of the two "
-    "endpoints (a different, twice-as-expensive model). The robustness story is in the red OOD-avg line: "
-    "if it bulges above both endpoints, a middle α gets ID gains without paying for them under shift."
+    "endpoints (a different, twice-as-expensive model). If the OOD-avg line rises above both endpoints, a middle α "
+    "gets ID gains without paying for them under shift; whether it does on this run is stated below the cards.\n\n"
+    "**Evidence.** Every difference is *paired*: the models are scored on the same images, so the images are "
+    "resampled once and both models re-scored (percentile bootstrap, 2,000 resamples, 95%; OOD avg resamples within "
+    "each shift, then averages). McNemar's exact test on the images where exactly one model is right is shown beside "
+    "it. Two per-model error bars that overlap do **not** mean a difference is noise; read the paired interval. "
+    "Where it includes 0 the page says *not distinguishable at n = …* instead of naming a direction."
 )
 cards = view.cards(method, alpha)
 c = st.columns(4)
-c[0].metric(f"ID ({view.id}) at α={cards['alpha']:.2f}", pct(cards["id"]), points(cards["id_vs_zeroshot"]) + " vs zero-shot")
-c[1].metric("ID vs fine-tuned", points(cards["id_vs_finetuned"]))
-c[2].metric("OOD avg", pct(cards["ood"]), points(cards["ood_vs_zeroshot"]) + " vs zero-shot")
-c[3].metric("OOD avg vs fine-tuned", points(cards["ood_vs_finetuned"]))
+
+
+def card(col, label, value, delta, interval, reference):
+    col.metric(label, value, delta, delta_color="normal" if interval is None or interval.sign else "off")
+    if interval is not None:
+        col.caption(delta_caption(interval, reference))
+
+
+card(
+    c[0],
+    f"ID ({view.id}) at α={cards['alpha']:.2f}",
+    pct(cards["id"]),
+    points(cards["id_vs_zeroshot"]) + " vs zero-shot",
+    cards.get("id_vs_zeroshot_ci"),
+    "zero-shot",
+)
+card(c[1], "ID vs fine-tuned", points(cards["id_vs_finetuned"]), None, cards.get("id_vs_finetuned_ci"), "fine-tuned")
+card(c[2], "OOD avg", pct(cards["ood"]), points(cards["ood_vs_zeroshot"]) + " vs zero-shot", cards.get("ood_vs_zeroshot_ci"), "zero-shot")
+card(c[3], "OOD avg vs fine-tuned", points(cards["ood_vs_finetuned"]), None, cards.get("ood_vs_finetuned_ci"), "fine-tuned")
+st.markdown("\n".join(f"- {sentence}" for sentence in view.narrate_tradeoff(method, alpha)))
 
 show_shifts = st.toggle("Show every shift", value=True)
 wise, ensemble = view.curves(method, "wise"), view.curves(method, "ensemble")
@@ -28,23 +50,61 @@ fig = session_figure(
 )
 set_tradeoff_alpha(fig, wise, cards["alpha"])
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="tradeoff-chart")
+st.caption(" ".join(view.narrate_path(method)))
 
-st.subheader(f"Every set at α = {cards['alpha']:.2f}")
+st.subheader(f"Every set at α = {cards['alpha']:.2f}: θ(α) against both endpoints")
+ev = view.evidence_table(method, alpha)
+shown = ev[["θ(α) (%)"]].copy()
+for ref in REFERENCES:
+    shown[f"Δ vs {ref}, pts [95% CI]"] = [ci_text(r[f"Δ vs {ref}"], r[f"Δ vs {ref} low"], r[f"Δ vs {ref} high"]) for _, r in ev.iterrows()]
+    shown[f"McNemar p vs {ref}"] = ev[f"McNemar p vs {ref}"]
+    shown[f"vs {ref}"] = ev[f"vs {ref}"]
+shown["n"] = ev["n"]
+st.dataframe(
+    shown,
+    width="stretch",
+    height=35 * (len(shown) + 1) + 3,  # every set visible without scrolling
+    column_config={
+        "θ(α) (%)": st.column_config.NumberColumn(format="%.1f"),
+        **{f"McNemar p vs {ref}": st.column_config.NumberColumn(format="%.3f") for ref in REFERENCES},
+    },
+)
+st.caption("OOD avg has no McNemar test (it averages several sets); its interval resamples within each shift.")
 table = view.point_table(method, alpha)
-# column_config formatting instead of a pandas Styler: the same look, far cheaper on every slider move
-st.dataframe(100 * table, width="stretch", column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in table.columns})
-download_csv(table, f"{page.run}-{method}-alpha{cards['alpha']:.2f}.csv")
+with st.expander("Accuracy of every model at this α (zero-shot, fine-tuned, WiSE-FT, output-space ensemble)"):
+    # column_config formatting instead of a pandas Styler: the same look, far cheaper on every slider move
+    st.dataframe(100 * table, width="stretch", column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in table.columns})
+download_csv(table.join(ev.drop(columns=["θ(α) (%)"]), rsuffix=" (points, paired)"), f"{page.run}-{method}-alpha{cards['alpha']:.2f}.csv")
+
+if len(view.store.methods) > 1:
+    with st.expander(f"Fine-tuned {page.label} against the other methods' fine-tuned models"):
+        mvm = view.method_vs_method(method)
+        mvm_shown = mvm.assign(**{"Δ, pts [95% CI]": [ci_text(r["Δ (points)"], r.low, r.high) for _, r in mvm.iterrows()]})[
+            ["other method", "dataset", "Δ, pts [95% CI]", "McNemar p", "verdict", "n"]
+        ]
+        st.dataframe(mvm_shown, hide_index=True, width="stretch", column_config={"McNemar p": st.column_config.NumberColumn(format="%.3f")})
+        st.caption(f"Δ = fine-tuned {page.label} minus the other method's fine-tuned model, on the same images.")
+        download_csv(mvm, f"{page.run}-{method}-method-vs-method.csv")
 
 st.subheader("Which α would you pick?")
 how_to_read(
     "Four rules side by side. *Best on ID validation* uses only held-out ID labels — what you can do in practice. "
     "*0.5* is the WiSE-FT paper's default. The *OOD oracle* peeks at OOD test labels (an upper bound, not a method). "
     "The *label-free estimate* predicts OOD accuracy from how often models agree on unlabelled OOD images "
-    "(agreement-on-the-line, Baek et al. 2022)."
+    "(agreement-on-the-line, Baek et al. 2022). Each rule's outcome is compared with both endpoints by the paired "
+    "interval at the α it picked (the noise in picking that α is not included)."
 )
 picks = view.picks(method)
+picks_shown = picks[["rule", "alpha", "needs"]].assign(ID=100 * picks["ID"], **{"OOD avg": 100 * picks["OOD avg"]})
+for col in ("ID", "OOD avg"):
+    for ref in REFERENCES:
+        if f"{col} − {ref}" in picks:
+            picks_shown[f"{col} − {ref}, pts [95% CI]"] = [
+                ci_text(r[f"{col} − {ref}"], r[f"{col} − {ref} low"], r[f"{col} − {ref} high"]) for _, r in picks.iterrows()
+            ]
+            picks_shown[f"{col} vs {ref}"] = picks[f"{col} vs {ref}"]
 st.dataframe(
-    picks.assign(ID=100 * picks["ID"], **{"OOD avg": 100 * picks["OOD avg"]}),
+    picks_shown,
     hide_index=True,
     width="stretch",
     column_config={
