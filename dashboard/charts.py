@@ -220,8 +220,33 @@ def er_figure(
         )
     )
     end = er["endpoints"]
-    for k, row in enumerate(end.itertuples()):
-        is_zs = row.model == "zero-shot"
+    group = end["group"] if "group" in end else pd.Series("fine-tuned", index=end.index)
+    hover = "<b>%{text}</b><br>x=%{customdata[0]:.2f}%<br>y=%{customdata[1]:.2f}%<br>ρ=%{customdata[2]:+.2f} pts<extra></extra>"
+    ingredients = end[group == "soup ingredient"]
+    if len(ingredients):  # one legend entry for the soup's ingredients
+        fig.add_trace(
+            go.Scatter(
+                x=T(ingredients.x),
+                y=T(ingredients.y),
+                mode="markers",
+                name=f"soup ingredients ({len(ingredients)} FT runs)",
+                marker=dict(size=9, symbol="triangle-up-open", color="#7f7f7f", line=dict(width=1.5)),
+                text=list(ingredients.model),
+                hovertemplate=hover,
+                customdata=np.c_[
+                    100 * ingredients.x, 100 * ingredients.y, ingredients.get("rho", pd.Series(np.nan, index=ingredients.index))
+                ],
+            )
+        )
+    styles = {
+        "zero-shot": ("star", 14),
+        "fine-tuned": ("triangle-up", 14),
+        "soup": ("diamond", 14),
+        "single model": ("x", 13),
+    }
+    for k, row in enumerate(end[group != "soup ingredient"].itertuples()):
+        kind = getattr(row, "group", "fine-tuned")
+        symbol, size = styles.get(kind, ("triangle-up", 14))
         fig.add_trace(
             go.Scatter(
                 x=[T(row.x)],
@@ -229,12 +254,13 @@ def er_figure(
                 mode="markers",
                 name=row.model,
                 marker=dict(
-                    size=14,
-                    symbol="star" if is_zs else "triangle-up",
-                    color="#2ca02c" if is_zs else PALETTE[(k + 3) % len(PALETTE)],
+                    size=size,
+                    symbol=symbol,
+                    color="#2ca02c" if kind == "zero-shot" else PALETTE[(k + 3) % len(PALETTE)],
                     line=dict(color="#000", width=1),
                 ),
-                hovertemplate=f"<b>{row.model}</b><br>x=%{{customdata[0]:.2f}}%<br>y=%{{customdata[1]:.2f}}%<br>ρ=%{{customdata[2]:+.2f}} pts<extra></extra>",
+                text=[row.model],
+                hovertemplate=hover,
                 customdata=[[100 * row.x, 100 * row.y, getattr(row, "rho", np.nan)]],
             )
         )
@@ -392,4 +418,61 @@ def set_er_alpha(fig: go.Figure, er: dict, transform: str, alpha: float) -> go.F
 
 def set_vline_alpha(fig: go.Figure, alpha: float) -> go.Figure:
     fig.layout.shapes[0].update(x0=alpha, x1=alpha)
+    return fig
+
+
+def single_models_figure(curve: pd.DataFrame, id_name: str, singles: pd.DataFrame, alpha: float, method_label: str) -> go.Figure:
+    """ID vs OOD avg (linear axes, %): the WiSE-FT curve of the selected method with the single models
+    (soups, their ingredients, random-head FT) beside it, as in the model-soups paper's figures."""
+    fig = go.Figure()
+    x, y = 100 * curve[id_name].to_numpy(), 100 * curve[OOD_AVG].to_numpy()
+    alphas = curve.index.to_numpy()
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=y,
+            mode="lines+markers+text",
+            name=f"WiSE-FT {method_label}",
+            text=[f"{a:.1f}" if k in (0, len(alphas) - 1) or abs(a - 0.5) < 1e-9 else "" for k, a in enumerate(alphas)],
+            textposition="top left",
+            line=dict(color=PALETTE[0], width=2.5),
+            hovertemplate="α=%{customdata:.2f}<br>ID %{x:.1f}%<br>OOD avg %{y:.1f}%<extra></extra>",
+            customdata=alphas,
+        )
+    )
+    i = int(np.abs(alphas - alpha).argmin())
+    fig.add_trace(
+        go.Scatter(
+            x=[x[i]],
+            y=[y[i]],
+            mode="markers",
+            name=f"θ(α={alphas[i]:.2f})",
+            marker=dict(size=16, color="rgba(255,215,0,0.6)", line=dict(color="#000", width=2)),
+            hoverinfo="skip",
+        )
+    )
+    styles = {"soup": ("diamond", 14, None), "soup ingredient": ("triangle-up-open", 10, "#7f7f7f"), "single model": ("x", 12, None)}
+    for k, (group, rows) in enumerate(singles.groupby("group", sort=False)):
+        symbol, size, colour = styles.get(group, ("circle", 10, None))
+        labelled = group != "soup ingredient"  # soups and single models are few: name them on the plot
+        fig.add_trace(
+            go.Scatter(
+                x=rows["ID"],
+                y=rows["OOD avg"],
+                mode="markers+text" if labelled else "markers",
+                textposition="bottom center",
+                texttemplate="%{text}" if labelled else None,
+                name=group if group != "soup" else "soups",
+                marker=dict(size=size, symbol=symbol, color=colour or PALETTE[(k + 3) % len(PALETTE)], line=dict(width=1.5)),
+                text=rows["model"],
+                hovertemplate="<b>%{text}</b><br>ID %{x:.1f}%<br>OOD avg %{y:.1f}%<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        xaxis_title=f"{id_name} accuracy (%)",
+        yaxis_title="OOD avg accuracy (%)",
+        height=420,
+        margin=dict(l=60, r=20, t=20, b=50),
+        legend=dict(x=1.02, y=1),
+    )
     return fig

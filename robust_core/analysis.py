@@ -61,6 +61,51 @@ class RunView:
     def is_imagenet(self) -> bool:
         return self.store.id == "imagenet"
 
+    def point_group(self, method: str) -> str:
+        """How a method's alpha-1 model is shown: ``fine-tuned`` (a WiSE-FT endpoint), ``soup``,
+        ``soup ingredient`` or ``single model`` (e.g. FT from a random head)."""
+        info = self.store.manifest["methods"][method]
+        if info.get("role", "wise") == "wise":
+            return "fine-tuned"
+        return {"soup": "soup", "soup-ingredient": "soup ingredient"}.get(info.get("kind", ""), "single model")
+
+    def single_models(self, method: str, alpha: float) -> pd.DataFrame:
+        """The single models stored beside the curves (soups, their ingredients, random-head FT) against
+        theta(alpha) of ``method``: ID, ID val and OOD avg with paired differences (points) and verdicts."""
+        i, a = self.snap(method, alpha)
+        points = self.store.point_methods
+        if not points:
+            return pd.DataFrame()
+
+        def build():
+            theta = {ds: self.correct(method, ds)[i] for ds in self.store.datasets}
+            rows = []
+            for m in points:
+                mine = {ds: self.correct(m, ds)[-1] for ds in self.store.datasets}
+                row = {"model": self.method_label(m), "group": self.point_group(m)}
+                for ds, name in ((self.id, "ID"), (self.store.id_val, "ID val")):
+                    if ds:
+                        row[name] = 100 * float(mine[ds].mean())
+                if self.shifts:
+                    row["OOD avg"] = 100 * float(np.mean([mine[s].mean() for s in self.shifts]))
+                    iv = evidence.paired_difference_ood({s: mine[s] for s in self.shifts}, {s: theta[s] for s in self.shifts}).scaled(100)
+                    row.update({"Δ OOD avg vs θ(α)": iv.estimate, "OOD low": iv.low, "OOD high": iv.high})
+                    row["OOD verdict"] = evidence.verdict(iv, "higher", "lower")
+                iv = evidence.paired_difference(mine[self.id], theta[self.id]).scaled(100)
+                p = evidence.mcnemar_exact(mine[self.id], theta[self.id])
+                row.update(
+                    {
+                        "Δ ID vs θ(α)": iv.estimate,
+                        "ID low": iv.low,
+                        "ID high": iv.high,
+                        "ID verdict": evidence.verdict(iv, "higher", "lower", p),
+                    }
+                )
+                rows.append(row)
+            return pd.DataFrame(rows)
+
+        return self._memo(("single_models", method, i), build)
+
     def method_label(self, method: str) -> str:
         return self.store.manifest["methods"][method].get("label", method.upper())
 
@@ -221,7 +266,7 @@ class RunView:
         def build():
             rows = []
             for other in self.store.methods:
-                if other == method:
+                if other == method or self.point_group(other) == "soup ingredient":
                     continue
                 mine = {ds: self.correct(method, ds)[-1] for ds in self.store.datasets}
                 theirs = {ds: self.correct(other, ds)[-1] for ds in self.store.datasets}
@@ -441,8 +486,10 @@ class RunView:
         rows = []
         for m in self.store.methods:
             mx, my, _, _ = self._xy(m, target)
-            rows.append({"model": "zero-shot", "method": m, "index": 0, "x": mx[0], "y": my[0]})
-            rows.append({"model": f"fine-tuned ({self.method_label(m)})", "method": m, "index": -1, "x": mx[-1], "y": my[-1]})
+            rows.append({"model": "zero-shot", "method": m, "index": 0, "x": mx[0], "y": my[0], "group": "zero-shot"})
+            group = self.point_group(m)
+            name = f"fine-tuned ({self.method_label(m)})" if group == "fine-tuned" else self.method_label(m)
+            rows.append({"model": name, "method": m, "index": -1, "x": mx[-1], "y": my[-1], "group": group})
         endpoints = pd.DataFrame(rows).drop_duplicates(subset=["model", "x", "y"]).reset_index(drop=True)
         rho_cols: list[str] = []
         if baseline["source"] is not None:

@@ -66,21 +66,23 @@ class BaselineSpec:
 
 def default_family() -> list[BaselineSpec]:
     """14 standard models spread along the ID axis, most of them where the CLIP models are (>= 50%)."""
+    # Measured on the demo (ID test): depth 3 spans 4-81%, depth 4 reaches 92% in 4 epochs; wider depth-4
+    # nets with augmentation pass 97%, too close to 100% for logit axes, and cost minutes: left out.
     grid = [
         (4, 2, 1, False),
         (8, 2, 2, False),
         (8, 3, 2, False),
         (12, 3, 3, False),
         (16, 3, 3, False),
+        (12, 3, 6, False),
         (16, 3, 6, False),
-        (16, 4, 4, False),
-        (16, 4, 8, True),
         (24, 3, 6, False),
         (24, 3, 8, True),
-        (24, 4, 6, False),
-        (24, 4, 10, True),
-        (32, 3, 8, True),
-        (32, 4, 10, True),
+        (8, 4, 2, False),
+        (8, 4, 4, False),
+        (12, 4, 3, False),
+        (16, 4, 2, False),
+        (16, 4, 4, False),
     ]
     return [BaselineSpec(w, d, e, seed=w * 10 + d + e, augment=a) for w, d, e, a in grid]
 

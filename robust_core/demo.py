@@ -52,6 +52,15 @@ class SoupIngredient:
     label_smoothing: float = 0.0
 
     @property
+    def label(self) -> str:
+        extras = (
+            [f"seed {self.seed}"]
+            + (["augmented"] if self.augment else [])
+            + ([f"label smoothing {self.label_smoothing:g}"] if self.label_smoothing else [])
+        )
+        return f"FT run (lr {self.lr:g}, {self.epochs} epochs, {', '.join(extras)})"
+
+    @property
     def name(self) -> str:
         aug = "-aug" if self.augment else ""
         ls = f"-ls{self.label_smoothing:g}" if self.label_smoothing else ""
@@ -67,6 +76,11 @@ def default_soup() -> list[SoupIngredient]:
         SoupIngredient(1e-4, 8, 4, augment=True, label_smoothing=0.1),
         SoupIngredient(3e-5, 8, 5, augment=True),
     ]
+
+
+def ingredient_labels(config: DemoConfig) -> dict[str, str]:
+    """Readable labels of the soups and their ingredients (FT itself is the first ingredient)."""
+    return {**{ing.name: ing.label for ing in config.soup}, "uniform-soup": "uniform soup", "greedy-soup": "greedy soup"}
 
 
 METHOD_LABELS = {
@@ -88,7 +102,9 @@ class DemoConfig:
     finetune_epochs: int = 6  # FT / LP-FT / FLYP epochs on the ID training set
     finetune_lr: float = 1e-4
     flyp_lr: float = 1e-4
-    random_head_lr: float = 1e-4  # FT from a random head (same recipe as FT otherwise)
+    random_head_lr: float = 2e-4  # FT from a random head: lr, epochs and head scale chosen so its ID accuracy
+    random_head_epochs: int = 10  # matches LP-FT's (Kumar et al. compare the two at equal ID accuracy); at
+    random_head_scale: float = 1.0  # FT's lr and epochs it reached only 51% ID (the head must first grow)
     finetune_batch: int = 128
     warmup_steps: int = 50
     lp_l2: float = 1e-3
@@ -111,6 +127,7 @@ def miniature_config() -> DemoConfig:
         pretrain_epochs=1,
         pretrain_batch=128,
         finetune_epochs=1,
+        random_head_epochs=1,
         finetune_batch=72,
         warmup_steps=2,
         soup=[SoupIngredient(2e-4, 1, 1, augment=True)],
@@ -156,6 +173,7 @@ def _render(config: DemoConfig, build: Path) -> dict:
             split, part = key.rsplit("/", 1)
             data.setdefault(split, {})[part] = loaded[key]
         _log(f"reusing rendered data {data_file.name}")
+        _REUSED.add("render")
         return data
     _log(f"rendering the glyph world ({config.world.n_pretrain} pretraining images)...")
     data = world.render_world(config.world, progress=lambda s, n: _log(f"  rendered {s}: {n}"))
@@ -186,6 +204,7 @@ def _pretrain(config: DemoConfig, data: dict, build: Path, device: str):
     if clip_path.exists():
         model.load_state_dict(load_file(str(clip_path)))
         _log("reusing pretrained tiny CLIP")
+        _REUSED.add("pretrain")
         return model.cpu().eval(), tokenizer, key
     mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
     captions = data["pretrain"]["captions"]
@@ -219,15 +238,23 @@ def _pretrain(config: DemoConfig, data: dict, build: Path, device: str):
     return model.cpu().eval(), tokenizer, key
 
 
+_NEUTRAL = {"head_init_scale": 1.0}
+_REUSED: set[str] = (
+    set()
+)  # build steps taken from the cache in this process (reported with the timings)  # FinetuneConfig options added after the first cached builds
+
+
 def _finetune_cached(name, cfg, model, tokenizer, zeroshot, train_set, classnames, templates, arch, build, parent_key):
     """Fine-tune once per (pretrained model, config); returns (state dict, info, sha256)."""
     from .models import load_state_dict
 
-    key = _key(parent_key, asdict(cfg))
+    # Options at their neutral value are left out of the key, so adding an option keeps old caches valid.
+    key = _key(parent_key, {k: v for k, v in asdict(cfg).items() if _NEUTRAL.get(k, object()) != v})
     ckpt_dir = build / "ckpt" / f"{name}-{key}"
     ckpt = ckpt_dir / "classifier.safetensors"
     if ckpt.exists():
         meta = json.loads(Path(str(ckpt) + ".json").read_text())
+        _REUSED.add(name)
         return load_state_dict(ckpt), meta["extra"], meta["sha256"]
     _log(f"fine-tuning: {name}")
     classifier, info = finetune(model, tokenizer, zeroshot, train_set, classnames, templates, cfg, ckpt_dir)
@@ -321,6 +348,7 @@ def build_demo(
     timings: dict[str, float] = {}
     t_all = time.time()
     set_seed(config.seed)
+    _REUSED.clear()
 
     t = time.time()
     data = _render(config, build)
@@ -346,7 +374,7 @@ def build_demo(
 
     train_set = dataset("id-train")
 
-    def ft_config(method, lr, epochs=None, seed=None, augment=False, label_smoothing=0.0):
+    def ft_config(method, lr, epochs=None, seed=None, augment=False, label_smoothing=0.0, head_init_scale=1.0):
         return FinetuneConfig(
             method=method,
             epochs=epochs or config.finetune_epochs,
@@ -358,6 +386,7 @@ def build_demo(
             lp_l2=config.lp_l2,
             augment=augment,
             label_smoothing=label_smoothing,
+            head_init_scale=head_init_scale,
             seed=config.seed if seed is None else seed,
             device=device,
             num_workers=0,
@@ -372,7 +401,11 @@ def build_demo(
     endpoints, infos = {}, {}
     for method in config.methods:
         t = time.time()
-        endpoints[method], infos[method], _ = run(method, ft_config(method, lrs.get(method, config.finetune_lr)))
+        if method == "ft-random-head":
+            cfg = ft_config(method, config.random_head_lr, config.random_head_epochs, head_init_scale=config.random_head_scale)
+        else:
+            cfg = ft_config(method, lrs.get(method, config.finetune_lr))
+        endpoints[method], infos[method], _ = run(method, cfg)
         timings[f"finetune_{method}"] = time.time() - t
 
     # Model soups: FT itself plus the extra ingredients, then uniform and greedy soups (greedy by ID val)
@@ -416,6 +449,7 @@ def build_demo(
     out.mkdir(parents=True, exist_ok=True)
     alphas = default_alpha_grid(config.alpha_step)
     zs_ref = _ship_weights(out, "zeroshot", theta_zeroshot) if config.ship_weights else None
+    labels = ingredient_labels(config)
     specs = []
     for name, theta in endpoints.items():
         role = "wise" if name in config.methods and name != "ft-random-head" else "point"
@@ -426,7 +460,7 @@ def build_demo(
         else:
             kind = "soup-ingredient"
         info = {
-            "label": METHOD_LABELS.get(name, name.replace("-", " ")),
+            "label": METHOD_LABELS.get(name) or labels.get(name, name.replace("-", " ")),
             "role": role,  # wise: a WiSE-FT curve on the alpha grid; point: a single model (alphas 0 and 1 only)
             "kind": kind,
             "hyperparameters": {k: v for k, v in infos.get(name, {}).get("config", {}).items() if k not in ("device", "progress")},
@@ -489,7 +523,8 @@ def build_demo(
     _log("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     import platform
 
-    return annotate_manifest(store, "build", {"timings_s": timings, "cpu_count": os.cpu_count(), "machine": platform.machine()})
+    build_info = {"timings_s": timings, "reused_from_cache": sorted(_REUSED), "cpu_count": os.cpu_count(), "machine": platform.machine()}
+    return annotate_manifest(store, "build", build_info)
 
 
 RESAMPLES = 2000  # paired bootstrap resamples for the criteria (issue: 2,000; 95% intervals)
@@ -741,7 +776,9 @@ def markdown_report(store: Store) -> str:
         if info.get("role", "wise") == "wise":
             continue
         c = view.curves(m)
-        lines.append(f"| {info.get('label', m)} | {pct(c[store.id].iloc[-1])} | {pct(c[OOD_AVG].iloc[-1])} | {pct(c[store.id_val].iloc[-1])} |")
+        lines.append(
+            f"| {info.get('label', m)} | {pct(c[store.id].iloc[-1])} | {pct(c[OOD_AVG].iloc[-1])} | {pct(c[store.id_val].iloc[-1])} |"
+        )
     bt = view.baseline_table()
     if len(bt):
         lines += [
@@ -754,11 +791,13 @@ def markdown_report(store: Store) -> str:
     build = store.manifest.get("build", {})
     if build.get("timings_s"):
         t = build["timings_s"]
+        reused = build.get("reused_from_cache", [])
         lines += [
             "",
-            f"Build time on {build.get('cpu_count', '?')} CPU cores: {t['total'] / 60:.1f} min ("
+            f"This store's build on {build.get('cpu_count', '?')} CPU cores: {t['total'] / 60:.1f} min ("
             + ", ".join(f"{k.replace('finetune_', '')} {v:.0f} s" for k, v in t.items() if k != "total")
-            + ").",
+            + ")"
+            + (f"; reused from the build cache: {', '.join(reused)}." if reused else "; nothing reused from a cache."),
         ]
     total = sum(p.stat().st_size for p in store.path.rglob("*") if p.is_file() and "_build" not in p.relative_to(store.path).parts)
     weights = sum(p.stat().st_size for p in (store.path / "weights").glob("*.safetensors"))

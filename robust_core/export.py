@@ -23,7 +23,9 @@ def metrics_at(store, method: str, alpha: float) -> dict:
     return {
         "grid_alpha": grid_alpha,
         "on_grid": on_grid,
-        "note": "" if on_grid else f"alpha {alpha} is not on the store's grid: these are the metrics of the nearest grid alpha {grid_alpha}",
+        "note": ""
+        if on_grid
+        else f"alpha {alpha} is not on the store's grid: these are the metrics of the nearest grid alpha {grid_alpha}",
         "datasets": acc,
         "ood_avg": sum(shifts) / len(shifts) if shifts else None,
     }

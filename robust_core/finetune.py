@@ -59,6 +59,7 @@ class FinetuneConfig:
     lp_steps: int = 200  # LP: L-BFGS iterations
     label_smoothing: float = 0.0
     augment: bool = False  # FT / LP-FT: random translation (+-2 px at 32 px) and rotation (+-8 deg) per image
+    head_init_scale: float = 1.0  # ft-random-head: row norms of the random head, as a fraction of the zero-shot head's
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"  # auto | bf16 | fp16 | fp32 (CUDA only)
@@ -261,11 +262,11 @@ def _augment(images: torch.Tensor, generator: torch.Generator, shift: float = 0.
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def random_head_like(head: ClassificationHead, seed: int) -> ClassificationHead:
-    """A randomly initialised head with the rows of ``head`` at the same norms (same logit scale)."""
+def random_head_like(head: ClassificationHead, seed: int, scale: float = 1.0) -> ClassificationHead:
+    """A randomly initialised head whose rows have ``scale`` times the norms of ``head``'s rows."""
     gen = torch.Generator().manual_seed(seed)
     weight = torch.randn(head.weight.shape, generator=gen)
-    weight = F.normalize(weight, dim=1) * head.weight.detach().norm(dim=1, keepdim=True).cpu()
+    weight = F.normalize(weight, dim=1) * head.weight.detach().norm(dim=1, keepdim=True).cpu() * scale
     return ClassificationHead(weight.to(head.weight.dtype), torch.zeros_like(head.bias.detach().cpu()), normalize=head.normalize)
 
 
@@ -379,7 +380,7 @@ def finetune(
     if config.method in ("ft", "ft-random-head"):
         classifier = copy.deepcopy(zeroshot)
         if config.method == "ft-random-head":
-            classifier.head = random_head_like(zeroshot.head, config.seed)
+            classifier.head = random_head_like(zeroshot.head, config.seed, config.head_init_scale)
         classifier, train_info = train_classifier(classifier, train_set, config, resume)
         info.update(train_info)
         return classifier, info

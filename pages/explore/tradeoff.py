@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.charts import PLOTLY_CONFIG, label_free_figure, set_tradeoff_alpha, set_vline_alpha, tradeoff_figure
+from dashboard.charts import PLOTLY_CONFIG, label_free_figure, set_tradeoff_alpha, set_vline_alpha, single_models_figure, tradeoff_figure
 from dashboard.state import ci_text, delta_caption, download_csv, how_to_read, method_page, pct, points, session_figure
 from robust_core.analysis import REFERENCES
 
@@ -74,7 +74,9 @@ table = view.point_table(method, alpha)
 with st.expander("Accuracy of every model at this α (zero-shot, fine-tuned, WiSE-FT, output-space ensemble)"):
     # column_config formatting instead of a pandas Styler: the same look, far cheaper on every slider move
     st.dataframe(100 * table, width="stretch", column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in table.columns})
-download_csv(table.join(ev.drop(columns=["θ(α) (%)"]), rsuffix=" (points, paired)"), f"{page.run}-{method}-alpha{cards['alpha']:.2f}.csv")
+download_csv(
+    table.join(ev.drop(columns=["θ(α) (%)"]).add_suffix(" (points, paired)")), f"{page.run}-{method}-alpha{cards['alpha']:.2f}.csv"
+)
 
 if len(view.store.methods) > 1:
     with st.expander(f"Fine-tuned {page.label} against the other methods' fine-tuned models"):
@@ -85,6 +87,59 @@ if len(view.store.methods) > 1:
         st.dataframe(mvm_shown, hide_index=True, width="stretch", column_config={"McNemar p": st.column_config.NumberColumn(format="%.3f")})
         st.caption(f"Δ = fine-tuned {page.label} minus the other method's fine-tuned model, on the same images.")
         download_csv(mvm, f"{page.run}-{method}-method-vs-method.csv")
+
+singles = view.single_models(method, alpha)
+if len(singles):
+    st.subheader("Model soups and single models beside the curve")
+    how_to_read(
+        "Single models stored with this run, drawn beside the WiSE-FT curve of the selected method: **model soups** "
+        "(Wortsman et al. 2022; the uniform soup averages the weights of every FT run, the greedy soup adds runs in "
+        "order of ID-validation accuracy while that accuracy does not drop), the **soup's ingredients** (FT runs with "
+        "different learning rates, epochs, seeds and augmentation) and, where present, **FT from a random head** "
+        "(Kumar et al.'s baseline for LP-FT). Each is compared with θ(α) on the same images (paired intervals)."
+    )
+    st.plotly_chart(
+        single_models_figure(view.curves(method), view.id, singles, alpha, page.label),
+        width="stretch",
+        config=PLOTLY_CONFIG,
+        key="single-models",
+    )
+    shown = singles.assign(
+        **{
+            "Δ ID vs θ(α) [95% CI]": [ci_text(r["Δ ID vs θ(α)"], r["ID low"], r["ID high"]) for _, r in singles.iterrows()],
+            **(
+                {
+                    "Δ OOD avg vs θ(α) [95% CI]": [
+                        ci_text(r["Δ OOD avg vs θ(α)"], r["OOD low"], r["OOD high"]) for _, r in singles.iterrows()
+                    ]
+                }
+                if "OOD avg" in singles
+                else {}
+            ),
+        }
+    )
+    cols = [
+        c
+        for c in (
+            "model",
+            "group",
+            "ID",
+            "ID val",
+            "OOD avg",
+            "Δ ID vs θ(α) [95% CI]",
+            "ID verdict",
+            "Δ OOD avg vs θ(α) [95% CI]",
+            "OOD verdict",
+        )
+        if c in shown
+    ]
+    st.dataframe(
+        shown[cols],
+        hide_index=True,
+        width="stretch",
+        column_config={c: st.column_config.NumberColumn(c + " (%)", format="%.1f") for c in ("ID", "ID val", "OOD avg")},
+    )
+    download_csv(singles, f"{page.run}-{method}-single-models-alpha{cards['alpha']:.2f}.csv")
 
 st.subheader("Which α would you pick?")
 how_to_read(
