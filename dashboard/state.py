@@ -6,6 +6,7 @@ Only composition lives here; every number comes from ``robust_core.analysis``.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,13 +47,28 @@ class Selection:
     error: str | None = None
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """``text`` with server paths replaced by store-root-relative ones and markdown/HTML escaped.
+
+    Anything that can come from a URL or a file name goes through this before st.markdown/warning/error,
+    so ``?run=[x](http://...)`` shows as text, never as a link or an image the browser fetches.
+    """
+    text = str(text)
+    for root in {str(store_root().resolve()), str(store_root())}:
+        text = text.replace(root + os.sep, "").replace(root, "the store folder")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def _notice(message: str) -> None:
     st.session_state.setdefault("_notices", []).append(message)
 
 
 def show_notices() -> None:
     for message in st.session_state.pop("_notices", []):
-        st.warning(message, icon="⚠️")
+        st.warning(plain(message), icon="⚠️")
 
 
 def sidebar() -> Selection:
@@ -61,13 +77,13 @@ def sidebar() -> Selection:
     stores = {p.name: p for p in list_stores(store_root())}
     st.sidebar.markdown("### Run")
     if not stores:
-        st.sidebar.error(f"No stores under {store_root()}. Build the demo with `python -m robust_core demo`.")
+        st.sidebar.error("No stores in the store folder (cache/ or $ROBUST_STORE_ROOT). Build the demo with `python -m robust_core demo`.")
         return Selection(None, "", None, 0.5, f"No stores found under {store_root()}.")
     names = sorted(stores, key=lambda n: (n != DEFAULT_RUN, n))
     wanted = params.get("run", DEFAULT_RUN)
     if wanted not in stores:
         if "run" in params:
-            _notice(f"Run {wanted!r} from the URL does not exist under {store_root()}; showing {names[0]!r}.")
+            _notice(f"Run {wanted!r} from the URL does not exist; showing {names[0]!r}.")
         wanted = names[0]
     if st.session_state.get("run") not in stores:
         st.session_state["run"] = wanted
@@ -107,7 +123,7 @@ def sidebar() -> Selection:
         help="θ(α) = (1 − α)·θ_zero-shot + α·θ_fine-tuned. α = 0 is zero-shot, α = 1 fine-tuned. Shared by all pages.",
     )
     params["run"], params["method"], params["alpha"] = run, method, f"{alpha:g}"
-    st.sidebar.caption(f"{view.store.manifest.get('description', '')}")
+    st.sidebar.caption(plain(view.store.manifest.get("description", "")))
     return Selection(view, run, method, float(alpha))
 
 
@@ -115,7 +131,7 @@ def require_view(sel: Selection) -> RunView:
     """Stop the page with a clear message when the selected store cannot be used."""
     show_notices()
     if sel.view is None:
-        st.error(f"This store cannot be opened: {sel.error}", icon="🚫")
+        st.error(f"This store cannot be opened: {plain(sel.error)}", icon="🚫")
         st.info("Pick another run in the sidebar, or rebuild this one (re-run the command that created it).")
         st.stop()
     return sel.view

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -401,5 +402,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except (DatasetError, ModelLoadError, StoreError, InterpolationError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # read-only or full disk, permissions, a path that is a file
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"error: {exc.strerror or exc}{where}. Check that the output folder exists, is writable and has free space.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished parts are kept; re-run the same command to resume.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # anything else: one line, never a traceback (ROBUST_DEBUG=1 shows it)
+        if os.environ.get("ROBUST_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {_one_line(exc)} (set ROBUST_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 600 else text[:600] + " ..."

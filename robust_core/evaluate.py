@@ -134,6 +134,12 @@ def evaluate_alpha_grid(
         if d_i % world != rank:
             continue
         todo = {spec.name: [a for a in spec.alphas if not writer.has_part(spec.name, evalset.name, a)] for spec in methods}
+        for spec in methods:
+            # Features come from the alpha-0 and alpha-1 passes: if a kill left one of them done and the
+            # features unwritten, redo both rather than publish a store without features.
+            wants = spec.features and not spec.linear and config.feature_rows > 0
+            if wants and not writer.has_features(spec.name, evalset.name):
+                todo[spec.name] = sorted(set(todo[spec.name]) | {spec.alphas[0], spec.alphas[-1]})
         todo_baselines = [b for b in baselines if not writer.has_baseline(b, evalset.name)]
         if not any(todo.values()) and not todo_baselines and writer.has_labels(evalset.name):
             continue

@@ -34,6 +34,23 @@ class TensorImageDataset(Dataset):
         return (self.images[i].float() / 255.0 - self.mean) / self.std, self.targets[i]
 
 
+def _finished_store(out, run_config: dict) -> Store | None:
+    """The store at ``out`` if it is complete and was built from the same ``run_config``, else None."""
+    import json
+
+    from .store import StoreError, open_store
+
+    out = Path(out)
+    cfg = out / "run_config.json"
+    if not (out / "manifest.json").exists() or not cfg.exists():
+        return None
+    try:
+        same = json.loads(cfg.read_text()) == json.loads(json.dumps(run_config, sort_keys=True, default=str))
+        return open_store(out) if same else None
+    except (StoreError, ValueError, OSError):
+        return None
+
+
 def build_store(
     out: str | os.PathLike,
     classifier: torch.nn.Module,
@@ -69,6 +86,9 @@ def build_store(
         "provenance": provenance,
         "logits_dtype": logits_dtype,
     }
+    finished = _finished_store(out, run_config)
+    if finished is not None:
+        return finished  # re-running a finished run is a no-op (delete the folder, or use another --out, to rebuild)
     writer = StoreWriter(out, run_config, logits_dtype=logits_dtype)
     evaluate_alpha_grid(classifier, methods, evalsets, writer, eval_config, baselines)
     if torch.distributed.is_available() and torch.distributed.is_initialized():

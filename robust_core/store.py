@@ -32,8 +32,10 @@ keeps its finished ``_parts`` and the next run with the same configuration skips
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,6 +50,102 @@ DERIVED_TOPK_MAX_CLASSES = 256  # compact stores derive top-k on read at or belo
 
 class StoreError(RuntimeError):
     """A store is missing, truncated or inconsistent; the message names the file and the fix."""
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"  # dataset, method and baseline names (file names)
+_NAME_RE = re.compile(NAME_PATTERN)
+HASHED_MAX_BYTES = 64 * 2**20  # files up to this size (json, parquet, safetensors) carry a sha256 in the manifest
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """``name`` if it can be a file name inside a store (no path separators, no leading dot), else StoreError."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise StoreError(
+            f"{what} {name!r} cannot be used in a store: use letters, digits, '.', '_', '+', '-' (no '/', no '..', "
+            "not starting with '.'), e.g. imagenet-r."
+        )
+    return name
+
+
+_NAMED = {"type": "object", "propertyNames": {"pattern": NAME_PATTERN}}
+MANIFEST_SCHEMA = {
+    "type": "object",
+    "required": ["schema_version", "run", "datasets", "methods", "files"],
+    "properties": {
+        "schema_version": {"type": "integer"},
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "run": {
+            "type": "object",
+            "required": ["id", "shifts"],
+            "properties": {
+                "id": {"type": "string", "pattern": NAME_PATTERN},
+                "id_val": {"type": ["string", "null"]},
+                "shifts": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}},
+            },
+        },
+        "datasets": {
+            **_NAMED,
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["classnames", "n", "n_classes"],
+                "properties": {
+                    "classnames": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "n": {"type": "integer", "minimum": 0},
+                    "n_classes": {"type": "integer", "minimum": 1},
+                    "role": {"type": "string"},
+                },
+            },
+        },
+        "methods": {
+            **_NAMED,
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["alphas"],
+                "properties": {
+                    "alphas": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 1},
+                    "logits_alphas": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+                    "role": {"enum": ["wise", "point"]},
+                    "label": {"type": "string"},
+                    "linear": {"type": "boolean"},
+                    "checkpoints": {"type": "object"},
+                },
+            },
+        },
+        "baselines": _NAMED,
+        "files": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["bytes"],
+                "properties": {
+                    "bytes": {"type": "integer", "minimum": 0},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "dtype": {"type": "string"},
+                    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                },
+            },
+        },
+    },
+}
+
+
+def _validate_manifest(manifest, mpath: Path) -> None:
+    """Raise StoreError naming the first field of ``manifest`` that does not fit ``MANIFEST_SCHEMA``."""
+    import math
+
+    import jsonschema
+
+    try:
+        jsonschema.validate(manifest, MANIFEST_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        field = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise StoreError(f"{mpath.name} of store {mpath.parent.name}: field {field}: {exc.message}. Rebuild the store.") from None
+    for method, info in manifest["methods"].items():
+        if any(not math.isfinite(a) for a in info["alphas"]):
+            raise StoreError(f"{mpath.name} of store {mpath.parent.name}: field methods.{method}.alphas holds a non-finite alpha.")
 
 
 def alpha_key(alpha: float) -> str:
@@ -144,12 +242,12 @@ class StoreWriter:
         else:
             atomic_write_text(cfg_path, cfg_text)
         self.run_config = run_config
-        # A finished store being resumed: drop its manifest until the new one is complete.
-        (self.path / "manifest.json").unlink(missing_ok=True)
+        # A finished store stays readable while it is resumed: its manifest is only replaced, atomically,
+        # by finalize (a kill in between leaves the old, complete store).
 
     # -- parts (resumable unit: one method x dataset x alpha)
     def _part(self, method: str, dataset: str, alpha: float) -> Path:
-        return self.path / "_parts" / method / dataset / f"{alpha_key(alpha)}.npy"
+        return self.path / "_parts" / safe_name(method, "method") / safe_name(dataset, "dataset") / f"{alpha_key(alpha)}.npy"
 
     def has_part(self, method: str, dataset: str, alpha: float) -> bool:
         part = self._part(method, dataset, alpha)
@@ -166,7 +264,7 @@ class StoreWriter:
         atomic_save_npy(self._part(method, dataset, alpha), np.asarray(logits, dtype=self.dtype))
 
     def write_labels(self, dataset: str, labels: np.ndarray) -> None:
-        atomic_save_npy(self.path / "labels" / f"{dataset}.npy", np.asarray(labels, dtype=np.int64))
+        atomic_save_npy(self.path / "labels" / f"{safe_name(dataset, 'dataset')}.npy", np.asarray(labels, dtype=np.int64))
 
     def has_labels(self, dataset: str) -> bool:
         return (self.path / "labels" / f"{dataset}.npy").exists()
@@ -176,12 +274,17 @@ class StoreWriter:
         atomic_save_npy(self.path / "logits" / method / f"{dataset}.npy", np.asarray(logits, dtype=self.dtype))
 
     def write_baseline(self, name: str, dataset: str, logits: np.ndarray) -> None:
-        atomic_save_npy(self.path / "baselines" / name / f"{dataset}.npy", np.asarray(logits, dtype=self.dtype))
+        path = self.path / "baselines" / safe_name(name, "baseline") / f"{safe_name(dataset, 'dataset')}.npy"
+        atomic_save_npy(path, np.asarray(logits, dtype=self.dtype))
 
     def has_baseline(self, name: str, dataset: str) -> bool:
         return (self.path / "baselines" / name / f"{dataset}.npy").exists()
 
+    def has_features(self, method: str, dataset: str) -> bool:
+        return (self.path / "features" / method / f"{dataset}.npy").exists()
+
     def write_features(self, method: str, dataset: str, features: np.ndarray, index: np.ndarray) -> None:
+        safe_name(method, "method"), safe_name(dataset, "dataset")
         atomic_save_npy(self.path / "features" / method / f"{dataset}.npy", np.asarray(features, np.float16))
         atomic_save_npy(self.path / "features" / "index" / f"{dataset}.npy", np.asarray(index, np.int64))
 
@@ -296,7 +399,7 @@ def attach_table(store: Store, name: str, frame) -> Store:
     path = store.path / name
     atomic_write_parquet(path, frame)
     manifest = dict(store.manifest)
-    manifest["files"] = dict(manifest["files"], **{name: {"bytes": path.stat().st_size}})
+    manifest["files"] = dict(manifest["files"], **{name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}})
     atomic_write_text(store.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
     return open_store(store.path)
 
@@ -305,6 +408,22 @@ def annotate_manifest(store: Store, key: str, value) -> Store:
     """Add a JSON-able ``key`` to a finished store's manifest (e.g. build timings), atomically."""
     manifest = dict(store.manifest)
     manifest[key] = json.loads(json.dumps(value, default=str))
+    atomic_write_text(store.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
+    return open_store(store.path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def rehash_manifest(store: Store) -> Store:
+    """Re-publish a store's manifest with the current file index (sizes, shapes, sha256 of small files)."""
+    manifest = dict(store.manifest)
+    manifest["files"] = _index_files(store.path)
     atomic_write_text(store.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
     return open_store(store.path)
 
@@ -322,6 +441,8 @@ def _index_files(root: Path) -> dict:
         if path.name.endswith(".tmp"):
             continue
         entry = {"bytes": path.stat().st_size}
+        if path.suffix != ".npy" and entry["bytes"] <= HASHED_MAX_BYTES:
+            entry["sha256"] = _sha256(path)
         if path.suffix == ".npy":
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
             entry.update(shape=list(arr.shape), dtype=arr.dtype.name)
@@ -471,7 +592,12 @@ class Store:
         if not ref:
             return None
         path = Path(ref["path"])
-        return path if path.is_absolute() else self.path / path
+        if path.is_absolute():
+            return path  # written by `eval` for a checkpoint outside the store (verified by sha256 on export)
+        inside = self.path / path
+        if not inside.resolve().is_relative_to(self.path.resolve()):
+            raise StoreError(f"Store {self.name}: the {which} checkpoint path of {method} ({ref['path']!r}) leaves the store; refusing it.")
+        return inside
 
 
 def open_store(path: str | os.PathLike, verify_arrays: bool = True) -> Store:
@@ -490,17 +616,27 @@ def open_store(path: str | os.PathLike, verify_arrays: bool = True) -> Store:
         hint = "the run was interrupted; re-run the same command to resume it" if parts else "it is not a finished store"
         raise StoreError(f"{path} has no manifest.json: {hint}.")
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(mpath.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"{mpath} is not UTF-8 text ({exc.reason}); the store is corrupted, rebuild it.") from None
     except json.JSONDecodeError as exc:
         raise StoreError(f"{mpath} is not valid JSON ({exc}); the store is corrupted, rebuild it.") from exc
+    except OSError as exc:
+        raise StoreError(f"{mpath} cannot be read ({exc.strerror}).") from None
+    if not isinstance(manifest, dict):
+        raise StoreError(f"{mpath} holds a JSON {type(manifest).__name__}, not an object; the store is corrupted, rebuild it.")
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
         raise StoreError(f"{mpath}: schema version {version!r}, this robust_core reads {SCHEMA_VERSION}.")
     for key in ("run", "datasets", "methods", "files"):
         if key not in manifest:
             raise StoreError(f"{mpath} lacks the {key!r} section; the store is corrupted, rebuild it.")
+    _validate_manifest(manifest, mpath)
+    root = path.resolve()
     for rel, entry in manifest["files"].items():
         fpath = path / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not fpath.resolve().is_relative_to(root):
+            raise StoreError(f"{mpath}: file entry {rel!r} points outside the store; the manifest is corrupted or hostile.")
         if not fpath.exists():
             raise StoreError(f"{fpath} is listed in the manifest but missing; the store is incomplete, rebuild it.")
         size = fpath.stat().st_size
@@ -509,6 +645,8 @@ def open_store(path: str | os.PathLike, verify_arrays: bool = True) -> Store:
                 f"{fpath} has {size} bytes, the manifest says {entry['bytes']}: the file is truncated or "
                 "was replaced. Rebuild the store (re-run its eval command)."
             )
+        if "sha256" in entry and _sha256(fpath) != entry["sha256"]:
+            raise StoreError(f"{fpath} does not match the sha256 in the manifest: the file was replaced or damaged. Rebuild the store.")
         if verify_arrays and fpath.suffix == ".npy":
             try:
                 arr = np.load(fpath, mmap_mode="r", allow_pickle=False)

@@ -51,7 +51,7 @@ st.markdown(
     "fine-tuned models err; *Examples & classes*: which images and classes flip; *Export*: numbers and θ(α) weights."
 )
 
-with st.expander("All stores under " + str(store_root())):
+with st.expander("All stores in the store folder (cache/ or $ROBUST_STORE_ROOT)"):
     rows = []
     for path in list_stores(store_root()):
         try:
@@ -67,6 +67,8 @@ with st.expander("All stores under " + str(store_root())):
                 }
             )
         except StoreError as exc:
-            rows.append({"run": path.name, "status": f"invalid: {exc}", "ID": None, "shifts": None, "methods": None, "created": None})
+            # st.dataframe shows text as text (no markdown); server paths are still taken out
+            status = f"invalid: {exc}".replace(str(path.parent.resolve()) + "/", "").replace(str(path.parent) + "/", "")
+            rows.append({"run": path.name, "status": status, "ID": None, "shifts": None, "methods": None, "created": None})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 show_notices()
