@@ -59,7 +59,10 @@ def plain(text: str) -> str:
     text = str(text)
     for root in {str(store_root().resolve()), str(store_root())}:
         text = text.replace(root + os.sep, "").replace(root, "the store folder")
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    # GFM autolinks URLs, www. hosts and e-mail addresses even when escaped: a zero-width space breaks them
+    text = text.replace("\\://", "\\:\u200b//").replace("@", "@\u200b")
+    return re.sub(r"(?i)(www)(\\\.)", "\\1\u200b\\2", text)
 
 
 def _notice(message: str) -> None:

@@ -154,3 +154,14 @@ def test_bad_url_alpha_shows_notice_not_crash(server, browser):
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "not a number" in page.locator('[data-testid="stAlert"]').first.inner_text()
     page.close()
+
+
+def test_url_text_never_becomes_a_link_or_an_image(server, browser):
+    """?run=[x](http://...) and ![i](http://...) show as text: no link, no image the visitor's browser fetches."""
+    page = browser.new_page()
+    hostile = "%5Bx%5D(http://evil.example/a.png)%20www.evil.example%20!%5Bi%5D(http://evil.example/i.png)"
+    page.goto(f"{server}/tradeoff?run={hostile}&method=%3Cimg%20src=x%3E", timeout=60000)
+    _settle(page, True)
+    assert page.locator("a[href*='evil'], img[src*='evil'], img[src='x']").count() == 0
+    assert "does not exist" in page.locator('[data-testid="stAlert"]').first.inner_text()
+    page.close()
