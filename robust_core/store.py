@@ -153,6 +153,46 @@ def alpha_key(alpha: float) -> str:
     return f"{float(alpha):.4f}"
 
 
+class _FaultPoints:
+    """Fault injection for the test suite (``tests/test_faults.py``), off unless its variables are set.
+
+    ``ROBUST_FAULT_AT=N:kill|kill-before-replace|enospc`` makes the N-th atomic write of this process
+    SIGKILL itself after (or just before) moving its file into place, or fail with ENOSPC; every
+    ``os.replace`` the store does goes through ``_publish``, so N walks through parts, consolidated
+    arrays, tables and the manifest.
+    """
+
+    def __init__(self):
+        spec = os.environ.get("ROBUST_FAULT_AT", "")
+        at, _, self.kind = spec.partition(":")
+        self.at = int(at) if at.isdigit() else 0
+        self.count = 0
+
+    def check(self, when: str) -> None:
+        if not self.at:
+            return
+        if when == "before":
+            self.count += 1
+        if self.count != self.at:
+            return
+        import errno
+        import signal
+
+        if self.kind == "enospc" and when == "before":
+            raise OSError(errno.ENOSPC, "No space left on device (injected)")
+        if (self.kind == "kill-before-replace") == (when == "before"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULTS = _FaultPoints()
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    _FAULTS.check("before")
+    os.replace(tmp, path)
+    _FAULTS.check("after")
+
+
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,20 +201,23 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    _publish(tmp, path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    _publish(tmp, path)
 
 
 def atomic_write_parquet(path: Path, frame) -> None:
     tmp = path.with_name(path.name + ".tmp")
     frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    _publish(tmp, path)
 
 
 def _topk(logits: np.ndarray, k: int = TOPK, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
@@ -308,7 +351,7 @@ class StoreWriter:
             out[i] = np.load(p, mmap_mode="r")
         out.flush()
         del out
-        os.replace(tmp, target)
+        _publish(tmp, target)
 
     def finalize(self, manifest: dict, topk: int = TOPK, compact: bool = False) -> Store:
         """Consolidate parts, derive top-k and the summary table, then write the manifest.

@@ -1,0 +1,106 @@
+"""Fault injection: SIGKILL and ENOSPC at every kind of write of `python -m robust_core eval`.
+
+Each run is a real subprocess that kills itself (``ROBUST_FAULT_AT=N:kind``, see
+``robust_core.store._FaultPoints``) at the N-th atomic write: between part writes, between a
+temporary file and its rename, while consolidating arrays, during the summary and the manifest write.
+After each fault, ``open_store`` must refuse the folder or return a complete store, and re-running the
+same command must give a store array-equal to an uninterrupted one.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_ARCH, make_image_folder
+
+from robust_core.store import StoreError, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    from robust_core.models import CheckpointInfo, build_classifier, build_zeroshot_head, load_clip, save_classifier
+
+    w = tmp_path_factory.mktemp("faults")
+    torch.manual_seed(0)
+    model, _, tokenizer = load_clip(TINY_ARCH)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(w / "clip.safetensors"))
+    make_image_folder(w / "test", per_class=5, seed=1)
+    make_image_folder(w / "shift", classes=("dog", "fish"), per_class=5, seed=3)
+    zs = build_classifier(model, build_zeroshot_head(model, tokenizer, ["cat", "dog", "fish"], ["a photo of a {c}."]))
+    for p in zs.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    save_classifier(zs, w / "ft.safetensors", CheckpointInfo(TINY_ARCH, None, "ft", ["cat", "dog", "fish"], {}))
+
+    def run(out, fault=None):
+        env = {k: v for k, v in os.environ.items() if k != "ROBUST_FAULT_AT"}
+        env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+        if fault:
+            env["ROBUST_FAULT_AT"] = fault
+        cmd = [sys.executable, "-m", "robust_core", "eval", "--arch", TINY_ARCH, "--checkpoint", str(w / "clip.safetensors")]
+        cmd += ["--workers", "0", "--templates", "simple", "--finetuned", f"ft={w / 'ft.safetensors'}", "--id", f"toy={w / 'test'}"]
+        cmd += ["--shift", f"shift={w / 'shift'}", "--alphas", "0:1:0.5", "--out", str(out), "--batch-size", "8", "--device", "cpu"]
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    reference = w / "reference"
+    done = run(reference)
+    assert done.returncode == 0, done.stderr
+    return w, run, open_store(reference)
+
+
+def _assert_equal(a, b):
+    assert a.methods == b.methods and a.datasets == b.datasets
+    for ds in a.datasets:
+        np.testing.assert_array_equal(np.asarray(a.labels(ds)), np.asarray(b.labels(ds)))
+        for m in a.methods:
+            np.testing.assert_array_equal(np.asarray(a.logits(m, ds)), np.asarray(b.logits(m, ds)))
+    assert a.summary()[["method", "kind", "alpha", "dataset", "correct"]].equals(
+        b.summary()[["method", "kind", "alpha", "dataset", "correct"]]
+    )
+
+
+POINTS = [f"{n}:{kind}" for n, kind in [(1, "kill"), (2, "kill-before-replace"), (3, "kill"), (5, "kill-before-replace"), (7, "kill"),
+          (9, "kill-before-replace"), (11, "kill"), (13, "kill-before-replace"), (15, "kill"), (17, "kill-before-replace"),
+          (19, "kill"), (21, "kill-before-replace"), (4, "enospc"), (16, "enospc")]]  # fmt: skip
+
+
+KILLED: list[str] = []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", POINTS)
+def test_fault_then_resume_gives_the_uninterrupted_store(job, tmp_path, fault):
+    w, run, reference = job
+    out = tmp_path / "store"
+    faulted = run(out, fault)
+    if fault.endswith("enospc"):
+        assert faulted.returncode == 2, faulted.stderr
+        errors = [line for line in faulted.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "No space left" in errors[0] and "Traceback" not in faulted.stderr
+    else:
+        assert faulted.returncode in (-signal.SIGKILL, 0), faulted.stderr  # 0: N was past this run's last write
+        if faulted.returncode == -signal.SIGKILL:
+            KILLED.append(fault)
+    if faulted.returncode != 0:
+        try:  # never a half store: either refused, or complete and equal to the reference
+            _assert_equal(open_store(out), reference)
+        except StoreError:
+            pass
+    resumed = run(out)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_equal(open_store(out), reference)
+    assert not list(out.rglob("*.tmp")) or all(p.parent.name != out.name for p in out.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_the_faults_really_happened():
+    """The kill points above must land inside the run (at least 10 real SIGKILLs), not after its end."""
+    assert len(KILLED) >= 10, KILLED
