@@ -340,10 +340,15 @@ def build_demo(
     config = config or DemoConfig()
     if config.threads:
         torch.set_num_threads(config.threads)
-    out = Path(out)
-    if (out / "manifest.json").exists() and not force:
-        raise DemoExistsError(f"{out} already holds a store. Pass --force to rebuild it in place, or --out DIR to build elsewhere.")
-    build = Path(build_dir) if build_dir else out / "_build"
+    final = Path(out)
+    if (final / "manifest.json").exists() and not force:
+        raise DemoExistsError(f"{final} already holds a store. Pass --force to rebuild it in place, or --out DIR to build elsewhere.")
+    build = Path(build_dir) if build_dir else final / "_build"
+    # A store that exists is replaced only when the new one is complete: build in a staging folder beside it.
+    staging = final.parent / f".{final.name}.staging" if (final / "manifest.json").exists() else None
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+    out = staging or final
     build.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t_all = time.time()
@@ -443,7 +448,7 @@ def build_demo(
     # Evaluate every alpha on every set, decode once
     t = time.time()
     if out.exists():
-        for child in out.iterdir():  # --force: the store itself is always rebuilt from the cached checkpoints
+        for child in out.iterdir():  # leftovers of an interrupted build (never a published store: see staging)
             if child.resolve() != build.resolve():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
     out.mkdir(parents=True, exist_ok=True)
@@ -524,7 +529,24 @@ def build_demo(
     import platform
 
     build_info = {"timings_s": timings, "reused_from_cache": sorted(_REUSED), "cpu_count": os.cpu_count(), "machine": platform.machine()}
-    return annotate_manifest(store, "build", build_info)
+    store = annotate_manifest(store, "build", build_info)
+    if staging is None:
+        return store
+    return _swap_in(staging, final)
+
+
+def _swap_in(staging: Path, final: Path) -> Store:
+    """Replace the store at ``final`` by the complete one at ``staging`` (two renames; its _build cache moves along)."""
+    from .store import open_store
+
+    old = final.parent / f".{final.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(final, old)
+    os.replace(staging, final)
+    if (old / "_build").exists() and not (final / "_build").exists():
+        os.replace(old / "_build", final / "_build")
+    shutil.rmtree(old, ignore_errors=True)
+    return open_store(final)
 
 
 RESAMPLES = 2000  # paired bootstrap resamples for the criteria (issue: 2,000; 95% intervals)

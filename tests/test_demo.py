@@ -156,3 +156,27 @@ def test_readme_demo_block_is_generated_from_the_shipped_store():
     spec.loader.exec_module(module)
     readme = (ROOT / "README.md").read_text()
     assert module.render(readme) == readme, "README.md's demo block is stale: run .venv/bin/python scripts/update_readme.py"
+
+
+@pytest.mark.slow
+def test_forced_rebuild_replaces_the_store_only_when_the_new_one_is_complete(mini, tmp_path, monkeypatch):
+    import shutil
+
+    import robust_core.demo as demo
+
+    out = tmp_path / "demo"
+    shutil.copytree(mini.path, out)  # with its _build cache: the rebuild reuses every trained model
+    before = (out / "manifest.json").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("evaluation failed half-way")
+
+    monkeypatch.setattr(demo, "build_store", broken)
+    with pytest.raises(RuntimeError):
+        build_demo(out, miniature_config(), force=True)
+    assert (out / "manifest.json").read_bytes() == before
+    open_store(out)  # the old store is untouched and valid
+    monkeypatch.undo()
+    store = build_demo(out, miniature_config(), force=True)
+    assert store.path == out and open_store(out).methods == mini.methods
+    assert (out / "_build").is_dir() and not list(tmp_path.glob(".demo.*"))
