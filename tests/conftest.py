@@ -42,3 +42,23 @@ def make_image_folder(root, classes=("cat", "dog", "fish"), per_class=6, size=40
 @pytest.fixture()
 def image_folder(tmp_path):
     return make_image_folder(tmp_path / "train")
+
+
+def clip_workspace(root, splits=("test", "shift")):
+    """A folder with a random-init tiny CLIP saved as ``clip.safetensors`` and generated ImageFolders
+    (``train``, ``test``, ``val``: 3 classes; ``shift``: 2 of them). Returns ``(model, tokenizer)``."""
+    from safetensors.torch import save_file
+
+    from robust_core.models import load_clip
+
+    torch.manual_seed(0)
+    model, _, tokenizer = load_clip(TINY_ARCH)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(root / "clip.safetensors"))
+    specs = {"train": (8, 0), "test": (5, 1), "val": (4, 2)}
+    for split in splits:
+        if split == "shift":
+            make_image_folder(root / "shift", classes=("dog", "fish"), per_class=5, seed=3)
+        else:
+            per_class, seed = specs[split]
+            make_image_folder(root / split, per_class=per_class, seed=seed)
+    return model, tokenizer

@@ -4,25 +4,15 @@ import json
 
 import pytest
 import torch
-from conftest import TINY_ARCH, make_image_folder
+from conftest import TINY_ARCH, clip_workspace
 
 from robust_core.cli import main
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    from safetensors.torch import save_file
-
-    from robust_core.models import load_clip
-
     root = tmp_path_factory.mktemp("cli")
-    torch.manual_seed(0)
-    model, _, _ = load_clip(TINY_ARCH)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(root / "clip.safetensors"))
-    make_image_folder(root / "train", per_class=8, seed=0)
-    make_image_folder(root / "test", per_class=5, seed=1)
-    make_image_folder(root / "val", per_class=4, seed=2)
-    make_image_folder(root / "shift", classes=("dog", "fish"), per_class=5, seed=3)
+    clip_workspace(root, ("train", "test", "val", "shift"))
     return root
 
 

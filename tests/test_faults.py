@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_ARCH, make_image_folder
+from conftest import TINY_ARCH, clip_workspace
 
 from robust_core.store import StoreError, open_store
 
@@ -25,16 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
-    from safetensors.torch import save_file
-
-    from robust_core.models import CheckpointInfo, build_classifier, build_zeroshot_head, load_clip, save_classifier
+    from robust_core.models import CheckpointInfo, build_classifier, build_zeroshot_head, save_classifier
 
     w = tmp_path_factory.mktemp("faults")
-    torch.manual_seed(0)
-    model, _, tokenizer = load_clip(TINY_ARCH)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(w / "clip.safetensors"))
-    make_image_folder(w / "test", per_class=5, seed=1)
-    make_image_folder(w / "shift", classes=("dog", "fish"), per_class=5, seed=3)
+    model, tokenizer = clip_workspace(w)
     zs = build_classifier(model, build_zeroshot_head(model, tokenizer, ["cat", "dog", "fish"], ["a photo of a {c}."]))
     for p in zs.parameters():
         p.data.add_(0.05 * torch.randn_like(p))
