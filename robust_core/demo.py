@@ -552,10 +552,6 @@ def _swap_in(staging: Path, final: Path) -> Store:
 RESAMPLES = 2000  # paired bootstrap resamples for the criteria (issue: 2,000; 95% intervals)
 
 
-def _correct(store: Store, method: str, dataset: str, alpha_index: int) -> np.ndarray:
-    return np.asarray(store.topk(method, dataset)[alpha_index, :, 0]) == np.asarray(store.labels(dataset))
-
-
 def _relative_feature_change(store: Store, method: str, datasets) -> np.ndarray:
     """Per example ||f_1(x) - f_0(x)|| / ||f_0(x)|| (Kumar et al.'s feature distortion), pooled over ``datasets``."""
     out = []
@@ -589,7 +585,7 @@ def check_criteria(store: Store, resamples: int = RESAMPLES) -> dict:
         crit.append(row)
 
     def correct(method, alpha_index):
-        return {ds: _correct(store, method, ds, alpha_index) for ds in store.datasets}
+        return {ds: view.correct(method, ds)[alpha_index] for ds in store.datasets}
 
     def ood(a, b, seed=0):
         return evidence.paired_difference_ood({s: a[s] for s in shifts}, {s: b[s] for s in shifts}, resamples=resamples, seed=seed)

@@ -14,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -24,6 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .store import sha256_file  # noqa: F401  (torch-free home in store; cli, export and demo import it from here)
 
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
 _registered_local_configs = False
@@ -42,15 +43,6 @@ def register_local_model_configs() -> None:
 
     open_clip.add_model_config(_CONFIG_DIR)
     _registered_local_configs = True
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file (used for checkpoint provenance in store manifests)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _looks_like_file(pretrained: str) -> bool:

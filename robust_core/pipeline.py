@@ -36,17 +36,13 @@ class TensorImageDataset(Dataset):
 
 def _finished_store(out, run_config: dict) -> Store | None:
     """The store at ``out`` if it is complete and was built from the same ``run_config``, else None."""
-    import json
-
-    from .store import StoreError, open_store
+    from .store import StoreError, open_store, same_run
 
     out = Path(out)
-    cfg = out / "run_config.json"
-    if not (out / "manifest.json").exists() or not cfg.exists():
+    if not (out / "manifest.json").exists():
         return None
     try:
-        same = json.loads(cfg.read_text()) == json.loads(json.dumps(run_config, sort_keys=True, default=str))
-        return open_store(out) if same else None
+        return open_store(out) if same_run(out, run_config) else None
     except (StoreError, ValueError, OSError):
         return None
 

@@ -148,9 +148,29 @@ def _validate_manifest(manifest, mpath: Path) -> None:
             raise StoreError(f"{mpath.name} of store {mpath.parent.name}: field methods.{method}.alphas holds a non-finite alpha.")
 
 
+ALPHA_KEY_DECIMALS = 4  # parts are keyed by alpha at this precision (``wise.parse_alphas`` refuses closer alphas)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file (checkpoint provenance, and the small files of a store's manifest)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def same_run(path: Path, run_config: dict) -> bool | None:
+    """Whether the folder's ``run_config.json`` equals ``run_config`` (None when it has none)."""
+    cfg_path = Path(path) / "run_config.json"
+    if not cfg_path.exists():
+        return None
+    return json.loads(cfg_path.read_text()) == json.loads(json.dumps(run_config, sort_keys=True, default=str))
+
+
 def alpha_key(alpha: float) -> str:
     """Stable file-name key for an alpha (``0.3500``)."""
-    return f"{float(alpha):.4f}"
+    return f"{float(alpha):.{ALPHA_KEY_DECIMALS}f}"
 
 
 class _FaultPoints:
@@ -274,16 +294,14 @@ class StoreWriter:
         self.path = Path(path)
         self.dtype = np.dtype(logits_dtype)
         self.path.mkdir(parents=True, exist_ok=True)
-        cfg_path = self.path / "run_config.json"
-        cfg_text = json.dumps(run_config, sort_keys=True, indent=1, default=str)
-        if cfg_path.exists():
-            if json.loads(cfg_path.read_text()) != json.loads(cfg_text):
-                raise StoreError(
-                    f"{self.path} holds a different run (run_config.json differs). Choose another --out "
-                    "directory, or delete this one to start over."
-                )
-        else:
-            atomic_write_text(cfg_path, cfg_text)
+        same = same_run(self.path, run_config)
+        if same is False:
+            raise StoreError(
+                f"{self.path} holds a different run (run_config.json differs). Choose another --out "
+                "directory, or delete this one to start over."
+            )
+        if same is None:
+            atomic_write_text(self.path / "run_config.json", json.dumps(run_config, sort_keys=True, indent=1, default=str))
         self.run_config = run_config
         # A finished store stays readable while it is resumed: its manifest is only replaced, atomically,
         # by finalize (a kill in between leaves the old, complete store).
@@ -437,38 +455,28 @@ def derive_linear_grid(endpoints: np.ndarray, alphas, dtype=np.float16) -> np.nd
     return out
 
 
+def _republish(store: Store, **changes) -> Store:
+    """Write ``store``'s manifest with ``changes`` applied, atomically, and reopen the store."""
+    manifest = {**store.manifest, **json.loads(json.dumps(changes, default=str))}
+    atomic_write_text(store.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
+    return open_store(store.path)
+
+
 def attach_table(store: Store, name: str, frame) -> Store:
     """Add (or replace) a parquet table in a finished store and re-publish its manifest atomically."""
     path = store.path / name
     atomic_write_parquet(path, frame)
-    manifest = dict(store.manifest)
-    manifest["files"] = dict(manifest["files"], **{name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}})
-    atomic_write_text(store.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
-    return open_store(store.path)
+    return _republish(store, files={**store.manifest["files"], name: {"bytes": path.stat().st_size, "sha256": sha256_file(path)}})
 
 
 def annotate_manifest(store: Store, key: str, value) -> Store:
     """Add a JSON-able ``key`` to a finished store's manifest (e.g. build timings), atomically."""
-    manifest = dict(store.manifest)
-    manifest[key] = json.loads(json.dumps(value, default=str))
-    atomic_write_text(store.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
-    return open_store(store.path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return _republish(store, **{key: value})
 
 
 def rehash_manifest(store: Store) -> Store:
     """Re-publish a store's manifest with the current file index (sizes, shapes, sha256 of small files)."""
-    manifest = dict(store.manifest)
-    manifest["files"] = _index_files(store.path)
-    atomic_write_text(store.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
-    return open_store(store.path)
+    return _republish(store, files=_index_files(store.path))
 
 
 def _index_files(root: Path) -> dict:
@@ -485,7 +493,7 @@ def _index_files(root: Path) -> dict:
             continue
         entry = {"bytes": path.stat().st_size}
         if path.suffix != ".npy" and entry["bytes"] <= HASHED_MAX_BYTES:
-            entry["sha256"] = _sha256(path)
+            entry["sha256"] = sha256_file(path)
         if path.suffix == ".npy":
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
             entry.update(shape=list(arr.shape), dtype=arr.dtype.name)
@@ -646,9 +654,11 @@ class Store:
 def open_store(path: str | os.PathLike, verify_arrays: bool = True) -> Store:
     """Open and validate a store; raise ``StoreError`` naming the first bad file.
 
-    Checks: manifest present and parseable, schema version known, every indexed file present with the
-    recorded byte size, and (``verify_arrays``) each ``.npy`` header giving the recorded shape and dtype,
-    logits consistent with labels, alpha grids and class counts.
+    Checks: manifest present, parseable and fitting ``MANIFEST_SCHEMA``, every indexed file inside the
+    store and present with the recorded byte size, and (``verify_arrays``, the default; the Overview
+    page's listing of every store skips it to stay cheap on each rerun) the sha256 of small files, each
+    ``.npy`` header giving the recorded shape and dtype, logits consistent with labels, alpha grids and
+    class counts.
     """
     path = Path(path)
     if not path.is_dir():
@@ -688,7 +698,7 @@ def open_store(path: str | os.PathLike, verify_arrays: bool = True) -> Store:
                 f"{fpath} has {size} bytes, the manifest says {entry['bytes']}: the file is truncated or "
                 "was replaced. Rebuild the store (re-run its eval command)."
             )
-        if "sha256" in entry and _sha256(fpath) != entry["sha256"]:
+        if verify_arrays and "sha256" in entry and sha256_file(fpath) != entry["sha256"]:
             raise StoreError(f"{fpath} does not match the sha256 in the manifest: the file was replaced or damaged. Rebuild the store.")
         if verify_arrays and fpath.suffix == ".npy":
             try:

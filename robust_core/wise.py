@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from .store import ALPHA_KEY_DECIMALS
+
 
 class InterpolationError(ValueError):
     """The two state dicts cannot be interpolated; the message names the offending keys."""
@@ -136,14 +138,13 @@ def default_alpha_grid(step: float = 0.05) -> list[float]:
 
 
 MAX_ALPHAS = 501  # a grid is evaluated once per alpha: more than this is a typo, not a plan
-ALPHA_DECIMALS = 4  # the store keys parts by alpha at this precision (``store.alpha_key``)
 
 
 def parse_alphas(spec: str | Sequence[float]) -> list[float]:
     """Parse ``"0:1:0.05"`` (start:stop:step) or ``"0,0.5,1"`` into a sorted list of alphas.
 
     Alphas must be finite, in [0, 1], include both endpoints, be distinct at the store's key precision
-    (4 decimals) and number at most ``MAX_ALPHAS``.
+    (``store.ALPHA_KEY_DECIMALS``) and number at most ``MAX_ALPHAS``.
     """
     import math
 
@@ -176,11 +177,11 @@ def parse_alphas(spec: str | Sequence[float]) -> list[float]:
         raise ValueError("Empty alpha grid.")
     if len(values) > MAX_ALPHAS:
         raise ValueError(f"{len(values)} alphas; at most {MAX_ALPHAS}.")
-    keys = [round(v, ALPHA_DECIMALS) for v in values]
+    keys = [round(v, ALPHA_KEY_DECIMALS) for v in values]
     clash = [(a, b) for a, b, ka, kb in zip(values, values[1:], keys, keys[1:]) if ka == kb]
     if clash:
         raise ValueError(
-            f"Alphas {clash[0][0]} and {clash[0][1]} are the same at the store's precision ({ALPHA_DECIMALS} decimals); "
+            f"Alphas {clash[0][0]} and {clash[0][1]} are the same at the store's precision ({ALPHA_KEY_DECIMALS} decimals); "
             "keep alphas at least 1e-4 apart."
         )
     if values[0] != 0.0 or values[-1] != 1.0:
