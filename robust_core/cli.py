@@ -106,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-batches", type=int, default=8, help="decoded batches kept on device per alpha sweep")
     p.add_argument("--feature-rows", type=int, default=2000, help="features kept per set for CKA (0 = none)")
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10/STL-10")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild a finished store (built in a staging folder beside it; the old one stays readable until the new one is complete)",
+    )
 
     p = add("info", "Describe a store (sets, methods, accuracy at alpha 0, 0.5, 1).")
     p.add_argument("store")
@@ -195,7 +200,7 @@ def cmd_finetune(args) -> int:
 
 def cmd_eval(args) -> int:
     from .datasets import head_classnames_for, resolve, templates_for
-    from .evaluate import EvalConfig, MethodSpec, linear_is_valid, rank_world
+    from .evaluate import EvalConfig, MethodSpec, linear_is_valid
     from .finetune import init_distributed
     from .models import build_classifier, build_zeroshot_head, load_state_dict, read_checkpoint_info, sha256_file
     from .pipeline import build_store
@@ -248,15 +253,17 @@ def cmd_eval(args) -> int:
     out = Path(args.out)
     from .models import CheckpointInfo, save_classifier
 
-    zs_sha = None
-    if rank_world()[0] == 0:  # under torchrun only rank 0 writes files other than its own store parts
-        zs_sha = save_classifier(
+    def save_zeroshot(folder: Path) -> None:  # rank 0, into the folder being built (the staging one under --force)
+        sha = save_classifier(
             zeroshot,
-            out / "checkpoints" / "zeroshot.safetensors",
+            folder / "checkpoints" / "zeroshot.safetensors",
             CheckpointInfo(args.arch, args.pretrained, "zeroshot", classnames, {"templates": templates}),
         )
+        for m in methods:
+            m.info["checkpoints"]["zeroshot"]["sha256"] = sha
+
     for m in methods:
-        m.info["checkpoints"]["zeroshot"] = {"path": "checkpoints/zeroshot.safetensors", "sha256": zs_sha}
+        m.info["checkpoints"]["zeroshot"] = {"path": "checkpoints/zeroshot.safetensors", "sha256": None}
     store = build_store(
         out,
         zeroshot,
@@ -285,6 +292,8 @@ def cmd_eval(args) -> int:
             device=args.device,
         ),
         logits_dtype=args.logits_dtype,
+        force=args.force,
+        on_start=save_zeroshot,
     )
     if store is not None:
         print(f"wrote store {out}")

@@ -34,7 +34,7 @@ from .evaluate import EvalConfig, MethodSpec
 from .finetune import FinetuneConfig, contrastive_train, finetune, set_seed
 from .models import CheckpointInfo, build_classifier, build_zeroshot_head, load_clip, save_classifier
 from .pipeline import TensorImageDataset, build_store
-from .store import Store, annotate_manifest, attach_table
+from .store import Store, annotate_manifest, attach_table, recover_swap, staging_path, swap_in
 from .templates import get_templates
 from .wise import default_alpha_grid
 
@@ -341,11 +341,12 @@ def build_demo(
     if config.threads:
         torch.set_num_threads(config.threads)
     final = Path(out)
+    recover_swap(final)
     if (final / "manifest.json").exists() and not force:
         raise DemoExistsError(f"{final} already holds a store. Pass --force to rebuild it in place, or --out DIR to build elsewhere.")
     build = Path(build_dir) if build_dir else final / "_build"
     # A store that exists is replaced only when the new one is complete: build in a staging folder beside it.
-    staging = final.parent / f".{final.name}.staging" if (final / "manifest.json").exists() else None
+    staging = staging_path(final) if (final / "manifest.json").exists() else None
     if staging is not None:
         shutil.rmtree(staging, ignore_errors=True)
     out = staging or final
@@ -532,21 +533,7 @@ def build_demo(
     store = annotate_manifest(store, "build", build_info)
     if staging is None:
         return store
-    return _swap_in(staging, final)
-
-
-def _swap_in(staging: Path, final: Path) -> Store:
-    """Replace the store at ``final`` by the complete one at ``staging`` (two renames; its _build cache moves along)."""
-    from .store import open_store
-
-    old = final.parent / f".{final.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(final, old)
-    os.replace(staging, final)
-    if (old / "_build").exists() and not (final / "_build").exists():
-        os.replace(old / "_build", final / "_build")
-    shutil.rmtree(old, ignore_errors=True)
-    return open_store(final)
+    return swap_in(staging, final)
 
 
 RESAMPLES = 2000  # paired bootstrap resamples for the criteria (issue: 2,000; 95% intervals)

@@ -7,8 +7,10 @@ stays on the device while the model's weights are set to theta(alpha) in place f
 Linear-head methods (LP) share the zero-shot encoder: features are computed once and every alpha is
 a matmul with the interpolated head.
 
-Run under ``torchrun --nproc_per_node N`` datasets are split across ranks; every rank writes its own
-(method, dataset, alpha) parts and rank 0 finalizes the store.
+Logits are streamed chunk by chunk into preallocated files (``store.ShardWriter``): host memory does
+not grow with the set size, and a killed run resumes at its last committed chunk. Under
+``torchrun --nproc_per_node N`` every set is split into N contiguous slices of examples, one per rank;
+rank 0 waits for all slices and assembles the store.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .datasets import EvalSet
@@ -53,12 +55,13 @@ class MethodSpec:
 @dataclass
 class EvalConfig:
     batch_size: int = 256  # images per forward pass
-    chunk_batches: int = 8  # decoded batches kept on device while every alpha runs over them
+    chunk_batches: int = 8  # decoded batches kept on device while every alpha runs over them; progress is committed per chunk
     num_workers: int | None = None  # DataLoader workers; default: 8 on CUDA, 2 on CPU
     feature_rows: int = 2000  # rows of alpha-0/alpha-1 features kept per dataset (for CKA), 0 = none
     amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     progress: bool = True
+    shard_wait_s: float | None = None  # torchrun: how long rank 0 waits for the other ranks' slices (None: as long as they run)
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -100,6 +103,11 @@ def feature_index(n: int, rows: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(rows, n)).round().astype(np.int64))
 
 
+def shard_bounds(n: int, world: int) -> list[tuple[int, int]]:
+    """Contiguous, near-equal slices of ``range(n)``, one per rank (uneven sizes differ by at most one)."""
+    return [(n * r // world, n * (r + 1) // world) for r in range(world)]
+
+
 @torch.no_grad()
 def evaluate_alpha_grid(
     classifier: torch.nn.Module,
@@ -109,13 +117,17 @@ def evaluate_alpha_grid(
     config: EvalConfig | None = None,
     baselines: dict[str, torch.nn.Module] | None = None,
 ) -> None:
-    """Compute logits of every (method, alpha, dataset) into ``writer``'s parts, decoding data once.
+    """Stream logits of every (method, alpha) and standard model into ``writer``, decoding data once.
+
+    Under torchrun each rank evaluates its contiguous slice of every set (``shard_bounds``). Every chunk of
+    batches is written to the slice's preallocated files and committed (``ShardWriter``), so host memory
+    is flat in the set size and a killed run resumes at its last committed chunk.
 
     Args:
         classifier: an ``ImageClassifier`` whose weights are overwritten with theta(alpha) per alpha.
         methods: the methods and their endpoint state dicts.
         evalsets: datasets with their projections.
-        writer: the store being built; finished parts are skipped (resume).
+        writer: the store being built; finished slices are skipped, started ones resumed.
         config: batch sizes, workers, AMP, device.
         baselines: the run's standard models, evaluated on the same decoded batches.
     """
@@ -129,27 +141,57 @@ def evaluate_alpha_grid(
         if spec.linear and not linear_is_valid(spec.theta_zeroshot, spec.theta_finetuned):
             raise ValueError(f"Method {spec.name} is marked linear but its encoder weights differ from zero-shot.")
     workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
-
-    for d_i, evalset in enumerate(evalsets):
-        if d_i % world != rank:
+    for evalset in evalsets:
+        start, stop = shard_bounds(len(evalset.dataset), world)[rank]
+        if writer.shard_done(evalset.name, start, stop):
             continue
-        todo = {spec.name: [a for a in spec.alphas if not writer.has_part(spec.name, evalset.name, a)] for spec in methods}
-        for spec in methods:
-            # Features come from the alpha-0 and alpha-1 passes: if a kill left one of them done and the
-            # features unwritten, redo both rather than publish a store without features.
-            wants = spec.features and not spec.linear and config.feature_rows > 0
-            if wants and not writer.has_features(spec.name, evalset.name):
-                todo[spec.name] = sorted(set(todo[spec.name]) | {spec.alphas[0], spec.alphas[-1]})
-        todo_baselines = [b for b in baselines if not writer.has_baseline(b, evalset.name)]
-        if not any(todo.values()) and not todo_baselines and writer.has_labels(evalset.name):
-            continue
-        _evaluate_one(classifier, methods, todo, todo_baselines, baselines, evalset, writer, config, device, workers)
+        _evaluate_slice(classifier, methods, baselines, evalset, start, stop, writer, config, device, workers)
 
 
-def _evaluate_one(classifier, methods, todo, todo_baselines, baselines, evalset, writer, config, device, workers):
-    n = len(evalset.dataset)
+def wait_for_slices(writer: StoreWriter, evalsets: Sequence[EvalSet], world: int, timeout_s: float | None = None) -> None:
+    """Rank 0: wait until every rank's slice of every set is committed (polls the shared store folder).
+
+    A file-based wait instead of a collective: a rank resuming from 95% waits for one restarting from 0%
+    without hitting the process group's timeout; torchrun stops the whole job if a rank dies.
+    """
+    import time
+
+    t0 = time.time()
+    pending = [(e.name, a, b) for e in evalsets for a, b in shard_bounds(len(e.dataset), world)]
+    while pending := [p for p in pending if not writer.shard_done(*p)]:
+        if timeout_s is not None and time.time() - t0 > timeout_s:
+            raise TimeoutError(f"Slices {pending[:4]} were not finished by their ranks within {timeout_s:.0f} s.")
+        time.sleep(1.0)
+
+
+def _evaluate_slice(classifier, methods, baselines, evalset, start, stop, writer, config, device, workers):
+    n_classes = len(evalset.classnames)
+    feat_idx = feature_index(len(evalset.dataset), config.feature_rows)
+    feat_idx = feat_idx[(feat_idx >= start) & (feat_idx < stop)]
+    dim = classifier.head.weight.shape[1]
+    feat_methods = [s.name for s in methods if s.features and not s.linear and config.feature_rows > 0]
+    layout = {
+        "n_classes": n_classes,
+        "logits": {s.name: [len(s.alphas), n_classes] for s in methods},
+        "baselines": {b: n_classes for b in baselines},
+        "features": {m: [len(feat_idx), dim] for m in feat_methods},
+        "feature_rows": len(feat_idx) if feat_methods else 0,
+    }
+    shard = writer.shard(evalset.name, start, stop, layout)
+    try:
+        _stream_slice(classifier, methods, baselines, evalset, start, stop, shard, feat_idx, feat_methods, config, device, workers)
+    finally:
+        shard.close()
+
+
+def _stream_slice(classifier, methods, baselines, evalset, start, stop, shard, feat_idx, feat_methods, config, device, workers):
+    if feat_methods:
+        shard.write_feature_index(feat_idx)
+    if shard.done >= stop - start:
+        shard.commit(stop - start)
+        return
     loader = DataLoader(
-        evalset.dataset,
+        Subset(evalset.dataset, range(start + shard.done, stop)),
         batch_size=config.batch_size,
         shuffle=False,
         num_workers=workers,
@@ -157,88 +199,67 @@ def _evaluate_one(classifier, methods, todo, todo_baselines, baselines, evalset,
         persistent_workers=False,
     )
     project = evalset.projection or (lambda t: t)
-    outputs = {(m, a): [] for m, alphas in todo.items() for a in alphas}
-    base_out = {b: [] for b in todo_baselines}
-    feat_idx = feature_index(n, config.feature_rows)
-    feats = {spec.name: ([], []) for spec in methods if not spec.linear and spec.features and todo[spec.name]}
-    labels = []
-    interpolators = {
-        spec.name: InPlaceInterpolator(classifier, spec.theta_zeroshot, spec.theta_finetuned)
-        for spec in methods
-        if not spec.linear and todo[spec.name]
+    interpolators = {s.name: InPlaceInterpolator(classifier, s.theta_zeroshot, s.theta_finetuned) for s in methods if not s.linear}
+    linear_specs = [s for s in methods if s.linear]
+    heads = {
+        s.name: tuple(s.theta_zeroshot[k].to(device) for k in ("head.weight", "head.bias"))
+        + tuple(s.theta_finetuned[k].to(device) for k in ("head.weight", "head.bias"))
+        for s in linear_specs
     }
-    linear_specs = [s for s in methods if s.linear and todo[s.name]]
-    heads = {}
-    for spec in linear_specs:
-        w0, b0 = spec.theta_zeroshot["head.weight"].to(device), spec.theta_zeroshot["head.bias"].to(device)
-        w1, b1 = spec.theta_finetuned["head.weight"].to(device), spec.theta_finetuned["head.bias"].to(device)
-        heads[spec.name] = (w0, b0, w1, b1)
-    encoder_zeroshot = None
-    if linear_specs:
-        encoder_zeroshot = {k: v for k, v in linear_specs[0].theta_zeroshot.items()}
+    encoder_zeroshot = dict(linear_specs[0].theta_zeroshot) if linear_specs else None
 
-    chunk, chunk_start = [], 0
-    seen = 0
-    bar = tqdm(total=n, desc=f"eval {evalset.name}", unit="img", disable=not config.progress, leave=False)
+    def out(t: torch.Tensor) -> np.ndarray:
+        return project(t.float()).cpu().numpy()
 
-    def run_chunk(chunk, start):
-        # Baselines and the linear methods: one forward each.
-        for name in todo_baselines:
-            with autocast_for(device, config.amp):
-                base_out[name] += [project(baselines[name](x).float()).cpu() for x in chunk]
-        if linear_specs:
+    def run_chunk(chunk: list[torch.Tensor], row: int) -> None:
+        """Every model over the decoded chunk; ``row`` is the chunk's first row within the slice."""
+        offsets = np.cumsum([row] + [len(x) for x in chunk])
+        for name, model in baselines.items():
+            for x, r in zip(chunk, offsets):
+                with autocast_for(device, config.amp):
+                    shard.write_baseline(name, int(r), out(model(x)))
+        if linear_specs:  # linear heads share the zero-shot encoder: one forward, every alpha a matmul
             classifier.load_state_dict(encoder_zeroshot)
             with autocast_for(device, config.amp):
                 feats_lin = [F.normalize(classifier.image_encoder(x).float(), dim=-1) for x in chunk]
             for spec in linear_specs:
                 w0, b0, w1, b1 = heads[spec.name]
-                for alpha in todo[spec.name]:
+                for a_i, alpha in enumerate(spec.alphas):
                     w, b = torch.lerp(w0, w1, alpha), torch.lerp(b0, b1, alpha)
-                    outputs[(spec.name, alpha)] += [project(f @ w.T + b).cpu() for f in feats_lin]
-        # End-to-end methods: every alpha over the decoded chunk.
-        for spec in methods:
-            if spec.linear or not todo[spec.name]:
+                    for f, r in zip(feats_lin, offsets):
+                        shard.write_logits(spec.name, a_i, int(r), out(f @ w.T + b))
+        for spec in methods:  # end-to-end methods: theta(alpha) set in place, every alpha over the chunk
+            if spec.linear:
                 continue
             interp = interpolators[spec.name]
             interp.alpha = None  # weights may have been changed by another method
-            for alpha in todo[spec.name]:
+            for a_i, alpha in enumerate(spec.alphas):
                 interp.set_alpha(alpha)
-                pos = start
-                for x in chunk:
+                for x, r in zip(chunk, offsets):
                     with autocast_for(device, config.amp):
                         f = classifier.image_encoder(x)
-                    logits = classifier.head(f.float())  # head in fp32: logits carry the 100x scale
-                    outputs[(spec.name, alpha)].append(project(logits.float()).cpu())
-                    if alpha in (0.0, 1.0) and len(feat_idx) and spec.name in feats:
-                        sel = feat_idx[(feat_idx >= pos) & (feat_idx < pos + len(x))] - pos
-                        if len(sel):
-                            feats[spec.name][0 if alpha == 0.0 else 1].append(f[sel].float().cpu())
-                    pos += len(x)
+                    shard.write_logits(spec.name, a_i, int(r), out(classifier.head(f.float())))  # head in fp32
+                    if alpha in (0.0, 1.0) and spec.name in feat_methods:
+                        lo, hi = np.searchsorted(feat_idx, [start + r, start + r + len(x)])
+                        if hi > lo:
+                            rows = torch.as_tensor(feat_idx[lo:hi] - start - r, device=f.device)
+                            shard.write_features(spec.name, int(alpha), int(lo), f[rows].float().cpu().numpy())
 
+    bar = tqdm(total=stop - start, initial=shard.done, desc=f"eval {evalset.name}", unit="img", disable=not config.progress, leave=False)
+    chunk, row, seen = [], shard.done, shard.done
     for images, targets in loader:
-        images = images.to(device, non_blocking=True)
-        labels.append(torch.as_tensor(targets))
-        chunk.append(images)
+        shard.write_labels(seen, torch.as_tensor(targets).numpy())
+        chunk.append(images.to(device, non_blocking=True))
         seen += len(images)
         if len(chunk) >= config.chunk_batches:
-            run_chunk(chunk, chunk_start)
-            chunk_start, chunk = seen, []
+            run_chunk(chunk, row)
+            shard.commit(seen)
+            chunk, row = [], seen
         bar.update(len(images))
     if chunk:
-        run_chunk(chunk, chunk_start)
+        run_chunk(chunk, row)
+    shard.commit(seen)
     bar.close()
-
-    label_arr = torch.cat(labels).numpy() if labels else np.zeros(0, np.int64)
-    n_classes = len(evalset.classnames)
-    for (method, alpha), parts in outputs.items():
-        arr = torch.cat(parts).numpy() if parts else np.zeros((0, n_classes), np.float32)
-        writer.write_part(method, evalset.name, alpha, arr)
-    for name, parts in base_out.items():
-        writer.write_baseline(name, evalset.name, torch.cat(parts).numpy() if parts else np.zeros((0, n_classes)))
-    for method, (f0, f1) in feats.items():
-        if f0 and f1 and 0.0 in todo[method] and 1.0 in todo[method]:
-            writer.write_features(method, evalset.name, np.stack([torch.cat(f0).numpy(), torch.cat(f1).numpy()]), feat_idx)
-    writer.write_labels(evalset.name, label_arr)
 
 
 @torch.no_grad()

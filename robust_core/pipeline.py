@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ from torch.utils.data import Dataset
 
 from . import __version__
 from .datasets import EvalSet
-from .evaluate import EvalConfig, MethodSpec, evaluate_alpha_grid
-from .store import Store, StoreWriter
+from .evaluate import EvalConfig, MethodSpec, evaluate_alpha_grid, rank_world, shard_bounds, wait_for_slices
+from .store import Store, StoreWriter, recover_swap, same_run, staging_path, swap_in
 
 
 class TensorImageDataset(Dataset):
@@ -64,11 +65,17 @@ def build_store(
     examples=None,
     description: str = "",
     compact: bool = False,
+    force: bool = False,
+    on_start: Callable[[Path], None] | None = None,
 ) -> Store | None:
     """Evaluate every method's alpha grid on every set and publish the store (rank 0 under torchrun).
 
     Resumable: re-running with the same arguments skips finished (method, dataset, alpha) parts.
     ``compact`` stores fewer bytes for small stores (see ``StoreWriter.finalize``).
+    ``force`` rebuilds a finished store in a staging folder beside it (``store.staging_path``) and swaps it
+    in only when complete: until then the old store stays readable. A killed ``force`` run resumes from
+    its staging folder when re-run with the same arguments.
+    ``on_start(folder)`` is called on rank 0 with the folder being built (e.g. to save checkpoints into it).
     Returns the opened store on rank 0, ``None`` on other ranks.
     """
     names = [e.name for e in evalsets]
@@ -82,15 +89,30 @@ def build_store(
         "provenance": provenance,
         "logits_dtype": logits_dtype,
     }
-    finished = _finished_store(out, run_config)
-    if finished is not None:
-        return finished  # re-running a finished run is a no-op (delete the folder, or use another --out, to rebuild)
+    final = Path(out)
+    rank, world = rank_world()
+    if rank == 0:
+        recover_swap(final)
+    finished = _finished_store(final, run_config)
+    if finished is not None and not force:
+        return finished  # re-running a finished run is a no-op (use force to rebuild it)
+    out = final
+    if force and (final / "manifest.json").exists():
+        out = staging_path(final)
+        if rank == 0 and same_run(out, run_config) is False:
+            shutil.rmtree(out)  # a staging folder of another run: start it over
+        if world > 1:
+            torch.distributed.barrier()
     writer = StoreWriter(out, run_config, logits_dtype=logits_dtype)
+    if rank == 0 and on_start is not None:
+        on_start(out)
     evaluate_alpha_grid(classifier, methods, evalsets, writer, eval_config, baselines)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        if torch.distributed.get_rank() != 0:
-            return None
+    if rank != 0:
+        return None  # rank 0 assembles once every slice is committed
+    if world > 1:
+        wait_for_slices(writer, evalsets, world, eval_config.shard_wait_s if eval_config else None)
+    for e in evalsets:
+        writer.assemble(e.name, shard_bounds(len(e.dataset), world))
     if examples is not None:
         writer.write_examples(examples)
     manifest = {
@@ -115,4 +137,5 @@ def build_store(
             "device": eval_config.device if eval_config else "auto",
         },
     }
-    return writer.finalize(manifest, compact=compact)
+    store = writer.finalize(manifest, compact=compact)
+    return swap_in(out, final) if out != final else store

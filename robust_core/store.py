@@ -216,7 +216,7 @@ def _publish(tmp: Path, path: Path) -> None:
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
         fh.flush()
@@ -226,7 +226,7 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()
@@ -235,18 +235,25 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_parquet(path: Path, frame) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     frame.to_parquet(tmp, index=False)
     _publish(tmp, path)
 
 
-def _topk(logits: np.ndarray, k: int = TOPK, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+def _rows_per_block(n_classes: int, budget_bytes: int = 64 * 2**20) -> int:
+    """Rows of float32 logits that fit ``budget_bytes``: every pass over a store's logits works in such blocks,
+    so memory stays flat in the set size (and in the class count: 21k classes give ~800-row blocks)."""
+    return max(1, budget_bytes // (4 * max(1, int(n_classes))))
+
+
+def _topk(logits: np.ndarray, k: int = TOPK, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k indices (descending) and values along the last axis, chunked over rows.
 
     Ties (common in float16) are broken towards the lower class index, so column 0 equals ``argmax``
     and every accuracy computed from ``topk`` matches one computed from the logits.
     """
     flat = logits.reshape(-1, logits.shape[-1])
+    chunk = chunk or _rows_per_block(flat.shape[-1])
     k = min(k, flat.shape[-1])
     # int16 / float16 halve the size for <= 32767 classes (ImageNet included); margins need no more precision
     idx = np.empty((flat.shape[0], k), np.int16 if flat.shape[-1] <= np.iinfo(np.int16).max else np.int32)
@@ -276,9 +283,153 @@ def _top1(logits: np.ndarray) -> np.ndarray:
     """argmax with NaN-safe float32 upcast, chunked to bound memory."""
     out = np.empty(logits.shape[:-1], np.int64)
     flat_in, flat_out = logits.reshape(-1, logits.shape[-1]), out.reshape(-1)
-    for s in range(0, flat_in.shape[0], 65536):
-        flat_out[s : s + 65536] = np.asarray(flat_in[s : s + 65536], np.float32).argmax(-1)
+    step = _rows_per_block(logits.shape[-1])
+    for s in range(0, flat_in.shape[0], step):
+        flat_out[s : s + step] = np.asarray(flat_in[s : s + step], np.float32).argmax(-1)
     return out
+
+
+def _alloc_npy(path: Path, dtype, shape: tuple[int, ...]) -> None:
+    """Create ``path`` as an .npy of ``shape`` with its blocks reserved now (a full disk fails here, with ENOSPC,
+    not later as SIGBUS in a memory map or a half-written array)."""
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    size = arr.offset + arr.nbytes
+    del arr
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if size and hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _concatenate(sources: list[Path], target: Path, axis: int, rows_per_copy: int = 4096) -> None:
+    """Join .npy files along ``axis`` (0 or 1) into ``target`` block by block (memory bounded), then publish."""
+    parts = [np.load(p, mmap_mode="r", allow_pickle=False) for p in sources]
+    shape = list(parts[0].shape)
+    shape[axis] = sum(p.shape[axis] for p in parts)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=parts[0].dtype, shape=tuple(shape))
+    pos = 0
+    for part in parts:
+        for s in range(0, part.shape[axis], rows_per_copy):
+            e = min(part.shape[axis], s + rows_per_copy)
+            if axis == 0:
+                out[pos + s : pos + e] = part[s:e]
+            else:
+                out[:, pos + s : pos + e] = part[:, s:e]
+        pos += part.shape[axis]
+    out.flush()
+    del out, parts
+    _publish(tmp, target)
+
+
+class ShardWriter:
+    """Examples [start, stop) of one dataset, streamed batch by batch into preallocated .npy files.
+
+    ``layout`` names the arrays: ``logits`` {method: [n_alphas, n_classes]}, ``baselines`` {name:
+    n_classes}, ``features`` {method: [m, d]} (alpha 0 and 1 features of the ``m`` rows of this slice
+    listed in ``feature_index``) and ``n_classes``. Files (in the slice's folder)::
+
+        logits.<method>.npy     (n_alphas, rows, C) store dtype
+        baseline.<name>.npy     (rows, C) store dtype
+        features.<method>.npy   (2, m, d) float16;  features_index.npy (m,) int64 (global example indices)
+        labels.npy              (rows,) int64
+        progress.json           {"layout": ..., "done": rows written and fsynced}
+
+    Host memory does not grow with the set: every batch is written at its offset with ``pwrite`` and
+    ``commit`` fsyncs the files before recording progress atomically, so a kill loses at most the
+    batches since the last commit and a resume starts at ``done``.
+    """
+
+    def __init__(self, folder: Path, rows: int, layout: dict, dtype):
+        self.folder, self.rows, self.dtype = Path(folder), int(rows), np.dtype(dtype)
+        self.layout = json.loads(json.dumps(layout, sort_keys=True))
+        record = self._record(self.folder)
+        if record is None or record.get("layout") != self.layout or record.get("rows") != self.rows:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder.mkdir(parents=True)
+            self._create()
+            record = {"layout": self.layout, "rows": self.rows, "done": 0}
+            atomic_write_text(self.folder / "progress.json", json.dumps(record, sort_keys=True))
+        self.done = int(record["done"])
+        self._fds: dict[str, tuple[int, int, tuple]] = {}
+
+    @staticmethod
+    def _record(folder: Path) -> dict | None:
+        try:
+            return json.loads((folder / "progress.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def done_rows(folder: Path) -> int:
+        record = ShardWriter._record(folder)
+        return -1 if record is None else int(record.get("done", -1))
+
+    def _files(self) -> dict[str, tuple[np.dtype, tuple]]:
+        lay = self.layout
+        files = {f"logits.{m}.npy": (self.dtype, (a, self.rows, c)) for m, (a, c) in lay["logits"].items()}
+        files.update({f"baseline.{b}.npy": (self.dtype, (self.rows, cb)) for b, cb in lay["baselines"].items()})
+        files.update({f"features.{m}.npy": (np.dtype(np.float16), (2, md[0], md[1])) for m, md in lay["features"].items()})
+        if lay["features"]:
+            files["features_index.npy"] = (np.dtype(np.int64), (lay["feature_rows"],))
+        files["labels.npy"] = (np.dtype(np.int64), (self.rows,))
+        return files
+
+    def _create(self) -> None:
+        for name, (dtype, shape) in self._files().items():
+            _alloc_npy(self.folder / name, dtype, shape)
+
+    def _fd(self, name: str) -> tuple[int, int, tuple]:
+        if name not in self._fds:
+            arr = np.load(self.folder / name, mmap_mode="r", allow_pickle=False)
+            self._fds[name] = (os.open(self.folder / name, os.O_RDWR), arr.offset, arr.shape)
+            del arr
+        return self._fds[name]
+
+    def _pwrite(self, name: str, offset_items: int, values: np.ndarray, dtype) -> None:
+        fd, header, _ = self._fd(name)
+        data = memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B")
+        pos = header + offset_items * np.dtype(dtype).itemsize
+        while len(data):
+            written = os.pwrite(fd, data, pos)
+            data, pos = data[written:], pos + written
+
+    def write_logits(self, method: str, alpha_index: int, row: int, values: np.ndarray) -> None:
+        """Rows [row, row + len(values)) of this slice for one alpha (values (b, C))."""
+        _, _, shape = self._fd(f"logits.{method}.npy")
+        self._pwrite(f"logits.{method}.npy", (alpha_index * shape[1] + row) * shape[2], values, self.dtype)
+
+    def write_baseline(self, name: str, row: int, values: np.ndarray) -> None:
+        _, _, shape = self._fd(f"baseline.{name}.npy")
+        self._pwrite(f"baseline.{name}.npy", row * shape[1], values, self.dtype)
+
+    def write_labels(self, row: int, values: np.ndarray) -> None:
+        self._pwrite("labels.npy", row, values, np.int64)
+
+    def write_features(self, method: str, which: int, pos: int, values: np.ndarray) -> None:
+        """Feature rows [pos, pos + len(values)) of alpha 0 (``which`` 0) or alpha 1 (1)."""
+        _, _, shape = self._fd(f"features.{method}.npy")
+        self._pwrite(f"features.{method}.npy", (which * shape[1] + pos) * shape[2], values, np.float16)
+
+    def write_feature_index(self, index: np.ndarray) -> None:
+        self._pwrite("features_index.npy", 0, index, np.int64)
+
+    def commit(self, done: int) -> None:
+        """Make everything written so far durable, then record that ``done`` rows are complete."""
+        for fd, _, _ in self._fds.values():
+            os.fsync(fd)
+        self.done = int(done)
+        atomic_write_text(
+            self.folder / "progress.json", json.dumps({"layout": self.layout, "rows": self.rows, "done": self.done}, sort_keys=True)
+        )
+
+    def close(self) -> None:
+        for fd, _, _ in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
 
 class StoreWriter:
@@ -306,23 +457,52 @@ class StoreWriter:
         # A finished store stays readable while it is resumed: its manifest is only replaced, atomically,
         # by finalize (a kill in between leaves the old, complete store).
 
-    # -- parts (resumable unit: one method x dataset x alpha)
-    def _part(self, method: str, dataset: str, alpha: float) -> Path:
-        return self.path / "_parts" / safe_name(method, "method") / safe_name(dataset, "dataset") / f"{alpha_key(alpha)}.npy"
+    # -- streamed evaluation (resumable unit: a contiguous slice of one dataset's examples)
+    def shard(self, dataset: str, start: int, stop: int, layout: dict) -> ShardWriter:
+        """The writer for examples [start, stop) of ``dataset`` (resumed where its progress record says)."""
+        return ShardWriter(self._shard_dir(dataset, start, stop), stop - start, layout, self.dtype)
 
-    def has_part(self, method: str, dataset: str, alpha: float) -> bool:
-        part = self._part(method, dataset, alpha)
-        if not part.exists():
-            return False
-        try:  # a part is complete if its header parses and its size matches
-            np.load(part, mmap_mode="r", allow_pickle=False)
-            return True
-        except (ValueError, OSError):
-            part.unlink()
-            return False
+    def _shard_dir(self, dataset: str, start: int, stop: int) -> Path:
+        return self.path / "_parts" / safe_name(dataset, "dataset") / f"{int(start)}-{int(stop)}"
 
-    def write_part(self, method: str, dataset: str, alpha: float, logits: np.ndarray) -> None:
-        atomic_save_npy(self._part(method, dataset, alpha), np.asarray(logits, dtype=self.dtype))
+    def shard_done(self, dataset: str, start: int, stop: int) -> bool:
+        """Whether the slice is complete (or its dataset already assembled)."""
+        return self.has_labels(dataset) or ShardWriter.done_rows(self._shard_dir(dataset, start, stop)) == stop - start
+
+    def assemble(self, dataset: str, bounds: list[tuple[int, int]]) -> None:
+        """Join the complete slices ``bounds`` (tiling [0, n)) into the store's arrays; labels last.
+
+        Idempotent under kills: a target already in place whose source is gone was moved by an earlier
+        attempt; the dataset counts as assembled once ``labels/<dataset>.npy`` exists.
+        """
+        work = self.path / "_parts" / safe_name(dataset, "dataset")
+        if self.has_labels(dataset):
+            shutil.rmtree(work, ignore_errors=True)
+            return
+        dirs = [self._shard_dir(dataset, a, b) for a, b in bounds]
+        for d, (a, b) in zip(dirs, bounds):
+            if ShardWriter.done_rows(d) != b - a:
+                raise StoreError(f"Cannot finalize {dataset}: examples {a}-{b} were never computed (re-run the same command).")
+        layout = json.loads((dirs[0] / "progress.json").read_text())["layout"]
+        targets = {f"logits.{m}.npy": (f"logits/{m}/{dataset}.npy", 1) for m in layout["logits"]}
+        targets.update({f"baseline.{b}.npy": (f"baselines/{b}/{dataset}.npy", 0) for b in layout["baselines"]})
+        if layout["features"]:
+            targets.update({f"features.{m}.npy": (f"features/{m}/{dataset}.npy", 1) for m in layout["features"]})
+            targets["features_index.npy"] = (f"features/index/{dataset}.npy", 0)
+        targets["labels.npy"] = (f"labels/{dataset}.npy", 0)  # last: marks the dataset as assembled
+        for src, (rel, axis) in targets.items():
+            target = self.path / rel
+            sources = [d / src for d in dirs]
+            if not all(p.exists() for p in sources):
+                if target.exists():
+                    continue  # moved into place by an interrupted earlier attempt
+                raise StoreError(f"Cannot finalize {dataset}: {src} of a finished slice is missing; delete {work} and re-run.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if len(sources) == 1:
+                _publish(sources[0], target)  # one slice: the streamed file is already the final array
+            else:
+                _concatenate(sources, target, axis)
+        shutil.rmtree(work, ignore_errors=True)
 
     def write_labels(self, dataset: str, labels: np.ndarray) -> None:
         atomic_save_npy(self.path / "labels" / f"{safe_name(dataset, 'dataset')}.npy", np.asarray(labels, dtype=np.int64))
@@ -353,24 +533,6 @@ class StoreWriter:
         atomic_write_parquet(self.path / "examples.parquet", frame)
 
     # -- finalize
-    def _consolidate(self, method: str, dataset: str, alphas: list[float]) -> None:
-        target = self.path / "logits" / method / f"{dataset}.npy"
-        parts = [self._part(method, dataset, a) for a in alphas]
-        if target.exists() and not any(p.exists() for p in parts):
-            return
-        missing = [alpha_key(a) for a, p in zip(alphas, parts) if not p.exists()]
-        if missing:
-            raise StoreError(f"Cannot finalize {method}/{dataset}: alphas {missing} were never computed.")
-        first = np.load(parts[0], mmap_mode="r")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.dtype, shape=(len(alphas), *first.shape))
-        for i, p in enumerate(parts):
-            out[i] = np.load(p, mmap_mode="r")
-        out.flush()
-        del out
-        _publish(tmp, target)
-
     def finalize(self, manifest: dict, topk: int = TOPK, compact: bool = False) -> Store:
         """Consolidate parts, derive top-k and the summary table, then write the manifest.
 
@@ -385,9 +547,10 @@ class StoreWriter:
 
         manifest = json.loads(json.dumps(manifest, default=str))  # never mutate the caller's dicts
         methods, datasets = manifest["methods"], manifest["datasets"]
-        for method, info in methods.items():
+        for method in methods:
             for ds in datasets:
-                self._consolidate(method, ds, info["alphas"])
+                if not (self.path / "logits" / method / f"{ds}.npy").exists():
+                    raise StoreError(f"Cannot finalize {method}/{ds}: its logits were never computed.")
         store_topk = not compact or max(len(d["classnames"]) for d in datasets.values()) > DERIVED_TOPK_MAX_CLASSES
         rows = []
         for ds, dinfo in datasets.items():
@@ -411,12 +574,16 @@ class StoreWriter:
                 for a_i, alpha in enumerate(info["alphas"]):
                     k = int((preds[a_i] == labels).sum())
                     rows.append((method, "wise", alpha, ds, k, len(labels)))
-                # Output-space ensemble of the two endpoints, on the same grid (not WiSE-FT).
-                l0 = np.asarray(logits[0], np.float32)
-                l1 = np.asarray(logits[-1], np.float32)
-                for alpha in info["alphas"]:
-                    pred = ((1 - alpha) * l0 + alpha * l1).argmax(-1)
-                    rows.append((method, "ensemble", alpha, ds, int((pred == labels).sum()), len(labels)))
+                # Output-space ensemble of the two endpoints, on the same grid (not WiSE-FT); row blocks bound memory.
+                hits = np.zeros(len(info["alphas"]), np.int64)
+                step = _rows_per_block(logits.shape[-1])
+                for s in range(0, len(labels), step):
+                    l0 = np.asarray(logits[0, s : s + step], np.float32)
+                    l1 = np.asarray(logits[-1, s : s + step], np.float32)
+                    for a_i, alpha in enumerate(info["alphas"]):
+                        hits[a_i] += int((((1 - alpha) * l0 + alpha * l1).argmax(-1) == labels[s : s + step]).sum())
+                for alpha, k in zip(info["alphas"], hits):
+                    rows.append((method, "ensemble", alpha, ds, int(k), len(labels)))
             for name in manifest.get("baselines", {}):
                 bpath = self.path / "baselines" / name / f"{ds}.npy"
                 if bpath.exists():
@@ -439,6 +606,40 @@ class StoreWriter:
         manifest["files"] = _index_files(self.path)
         atomic_write_text(self.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
         return open_store(self.path)
+
+
+def staging_path(final: str | os.PathLike) -> Path:
+    """Where a rebuild of the store at ``final`` is built before it replaces it (a hidden sibling folder)."""
+    final = Path(final)
+    return final.parent / f".{final.name}.staging"
+
+
+def recover_swap(final: str | os.PathLike) -> None:
+    """Finish a ``swap_in`` that was killed between its two renames (``final`` absent, a complete store beside it)."""
+    final = Path(final)
+    if final.exists():
+        return
+    for candidate in (staging_path(final), final.parent / f".{final.name}.old"):
+        if (candidate / "manifest.json").exists():
+            os.replace(candidate, final)
+            break
+    shutil.rmtree(final.parent / f".{final.name}.old", ignore_errors=True)
+
+
+def swap_in(staging: str | os.PathLike, final: str | os.PathLike) -> Store:
+    """Replace the store at ``final`` by the complete one at ``staging``: two renames, so a reader sees the
+    old store or the new one, never a mix (a kill between them leaves ``final`` absent and the complete
+    new store at ``staging`` and the old one at ``.<name>.old``). A ``_build`` cache of the old store moves along."""
+    staging, final = Path(staging), Path(final)
+    old = final.parent / f".{final.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    if (old / "_build").exists() and not (final / "_build").exists():
+        os.replace(old / "_build", final / "_build")
+    shutil.rmtree(old, ignore_errors=True)
+    return open_store(final)
 
 
 def derive_linear_grid(endpoints: np.ndarray, alphas, dtype=np.float16) -> np.ndarray:

@@ -34,7 +34,7 @@ def job(tmp_path_factory):
         p.data.add_(0.05 * torch.randn_like(p))
     save_classifier(zs, w / "ft.safetensors", CheckpointInfo(TINY_ARCH, None, "ft", ["cat", "dog", "fish"], {}))
 
-    def run(out, fault=None):
+    def run(out, fault=None, extra=()):
         env = {k: v for k, v in os.environ.items() if k != "ROBUST_FAULT_AT"}
         env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
         if fault:
@@ -42,6 +42,7 @@ def job(tmp_path_factory):
         cmd = [sys.executable, "-m", "robust_core", "eval", "--arch", TINY_ARCH, "--checkpoint", str(w / "clip.safetensors")]
         cmd += ["--workers", "0", "--templates", "simple", "--finetuned", f"ft={w / 'ft.safetensors'}", "--id", f"toy={w / 'test'}"]
         cmd += ["--shift", f"shift={w / 'shift'}", "--alphas", "0:1:0.5", "--out", str(out), "--batch-size", "8", "--device", "cpu"]
+        cmd += list(extra)
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
     reference = w / "reference"
@@ -98,3 +99,22 @@ def test_fault_then_resume_gives_the_uninterrupted_store(job, tmp_path, fault):
 def test_the_faults_really_happened():
     """The kill points above must land inside the run (at least 10 real SIGKILLs), not after its end."""
     assert len(KILLED) >= 10, KILLED
+
+
+@pytest.mark.slow
+def test_force_rebuild_killed_midway_keeps_the_old_store_then_replaces_it(job, tmp_path):
+    w, run, reference = job
+    out = tmp_path / "store"
+    assert run(out).returncode == 0
+    manifest = (out / "manifest.json").read_bytes()
+    killed = run(out, "6:kill", extra=["--force"])
+    assert killed.returncode == -signal.SIGKILL
+    assert (out / "manifest.json").read_bytes() == manifest  # the old store is untouched and complete
+    _assert_equal(open_store(out), reference)
+    staging = out.parent / f".{out.name}.staging"
+    assert staging.exists()
+    rebuilt = run(out, extra=["--force"])  # resumes the staging folder, then swaps it in
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert not staging.exists() and (out / "manifest.json").read_bytes() != manifest
+    _assert_equal(open_store(out), reference)
+    assert (out / "checkpoints" / "zeroshot.safetensors").exists()

@@ -75,7 +75,7 @@ def test_names_that_would_leave_the_store_are_refused(tmp_path):
         with pytest.raises(StoreError, match="cannot be used in a store"):
             writer.write_labels(bad, np.zeros(3, np.int64))
         with pytest.raises(StoreError, match="cannot be used in a store"):
-            writer.write_part("ft", bad, 0.5, np.zeros((3, 2)))
+            writer.shard(bad, 0, 3, {"n_classes": 2, "logits": {"ft": [2, 2]}, "baselines": {}, "features": {}, "feature_rows": 0})
     assert not (tmp_path / "x").exists() and not any((tmp_path / "s").rglob("*.npy"))
 
 
@@ -103,20 +103,24 @@ def test_rerunning_a_finished_eval_is_a_no_op_and_keeps_the_store_readable(built
     open_store(store.path)
 
 
-def test_a_kill_between_parts_and_features_does_not_lose_the_features(built, tmp_path, monkeypatch):
+def test_a_kill_while_assembling_does_not_lose_the_features(built, tmp_path, monkeypatch):
     tmp, full, (zs, method, sets) = built
-    from robust_core.store import StoreWriter as Writer
+    import robust_core.store as store_mod
 
-    real = Writer.write_features
+    real = store_mod._publish
 
-    def killed(self, *a, **k):
-        raise KeyboardInterrupt("killed after the parts were written")
+    def killed(src, target):
+        if "features" in str(target):
+            raise KeyboardInterrupt("killed while the slices were moved into place")
+        real(src, target)
 
-    monkeypatch.setattr(Writer, "write_features", killed)
+    monkeypatch.setattr(store_mod, "_publish", killed)
     with pytest.raises(KeyboardInterrupt):
         _build(tmp_path / "r", zs, method, sets)
-    assert list((tmp_path / "r" / "_parts").rglob("*.npy")) and not (tmp_path / "r" / "features").exists()
-    monkeypatch.setattr(Writer, "write_features", real)
+    assert list((tmp_path / "r" / "_parts").rglob("*.npy")) and not list((tmp_path / "r" / "features").rglob("*.npy"))
+    with pytest.raises(StoreError, match="interrupted"):
+        open_store(tmp_path / "r")
+    monkeypatch.setattr(store_mod, "_publish", real)
     resumed = _build(tmp_path / "r", zs, method, sets)
     for ds in ("id", "shift"):
         assert resumed.has_features("ft", ds)
@@ -146,3 +150,27 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err and "does not exist" in err
     assert main(["export", str(store), "--method", "ft", "--alpha", "0.5", "--out", str(tmp_path / "x.safetensors")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_kill_between_the_two_renames_of_a_swap_is_recovered(built, tmp_path, monkeypatch):
+    import robust_core.store as store_mod
+
+    tmp, store, _ = built
+    final, new = _copy(store.path, tmp_path / "live"), _copy(store.path, tmp_path / ".live.staging")
+    (new / "marker").write_text("new")
+    real, calls = os.replace, []
+
+    def dies_on_second(a, b):
+        calls.append(a)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed between the renames")
+        real(a, b)
+
+    monkeypatch.setattr(store_mod.os, "replace", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        store_mod.swap_in(new, final)
+    monkeypatch.setattr(store_mod.os, "replace", real)
+    assert not final.exists()
+    store_mod.recover_swap(final)  # what the next eval / demo run does first
+    assert (final / "marker").read_text() == "new" and open_store(final).methods == store.methods
+    assert not (tmp_path / ".live.old").exists() and not new.exists()

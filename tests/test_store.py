@@ -50,7 +50,7 @@ def test_store_roundtrip_and_resume_is_identical(tmp_path, monkeypatch):
     import robust_core.evaluate as ev
 
     calls = {"n": 0}
-    real = ev._evaluate_one
+    real = ev._evaluate_slice
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -58,15 +58,14 @@ def test_store_roundtrip_and_resume_is_identical(tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ev, "_evaluate_one", flaky)
+    monkeypatch.setattr(ev, "_evaluate_slice", flaky)
     with pytest.raises(KeyboardInterrupt):
         _build(tmp_path / "resumed", zs, method, sets)
     assert not (tmp_path / "resumed" / "manifest.json").exists()
     with pytest.raises(StoreError, match="interrupted"):
         open_store(tmp_path / "resumed")
-    monkeypatch.setattr(ev, "_evaluate_one", real)
     done = []
-    monkeypatch.setattr(ev, "_evaluate_one", lambda *a, **k: (done.append(a[5].name), real(*a, **k)))
+    monkeypatch.setattr(ev, "_evaluate_slice", lambda *a, **k: (done.append(a[3].name), real(*a, **k)))
     resumed = _build(tmp_path / "resumed", zs, method, sets)
     assert done == ["shift"]  # the finished dataset was skipped
     for ds in ("id", "shift"):
