@@ -1,9 +1,10 @@
 """Benchmark: peak host memory of `eval` against the eval-set size (issue 14: flat within 10%).
 
-Each configuration runs in a fresh subprocess: a tiny random CLIP image tower (the model is not what is
-measured) with a 1,000-class head, one fine-tuned method on a 21-point alpha grid, and a synthetic set
-of N examples generated on the fly (no dataset in memory). The child reports its peak RSS (VmHWM),
-its RSS after the model is built (before evaluation) and the wall time; the store it wrote is deleted.
+Each configuration runs ``bench/synthetic_eval.py`` in a fresh subprocess: a tiny random CLIP image
+tower (the model is not what is measured) with a 1,000-class head, one fine-tuned method on a 21-point
+alpha grid, and a synthetic set of N examples generated on the fly (no dataset in memory). The child
+reports its peak RSS (VmHWM), its RSS after the model is built (before evaluation) and the wall time;
+the store it wrote is deleted. ``--code`` measures another checkout's robust_core with the same script.
 
     python bench/eval_memory.py                               # 4k vs 16k examples, this checkout
     python bench/eval_memory.py --sizes 4000 16000 --code /path/to/other/checkout   # e.g. the old code
@@ -25,55 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CHILD = r"""
-import json, os, sys, time
-import torch
-from torch.utils.data import Dataset
-
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    return 0
-
-from robust_core.evaluate import EvalConfig, MethodSpec
-from robust_core.datasets import EvalSet
-from robust_core.models import ClassificationHead, build_classifier, load_clip
-from robust_core.pipeline import build_store
-
-n, classes, n_alphas, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-torch.manual_seed(0)
-torch.set_num_threads(1)
-model, _, _ = load_clip("tiny-vit-test")
-dim = model.visual.output_dim
-zs = build_classifier(model, ClassificationHead(torch.nn.functional.normalize(torch.randn(classes, dim), dim=-1) * 100)).eval()
-theta0 = {k: v.clone() for k, v in zs.state_dict().items()}
-theta1 = {k: v + 0.02 * torch.randn_like(v) for k, v in theta0.items()}
-
-class Synthetic(Dataset):
-    def __len__(self):
-        return n
-    def __getitem__(self, i):
-        g = torch.Generator().manual_seed(i)
-        return torch.randn(3, 32, 32, generator=g), i % classes
-
-alphas = [round(i / (n_alphas - 1), 4) for i in range(n_alphas)]
-evalset = EvalSet("synthetic", Synthetic(), [f"c{i}" for i in range(classes)])
-before = rss("VmRSS:")
-t = time.time()
-build_store(out, zs, [MethodSpec("ft", theta0, theta1, alphas, features=False)], [evalset], "synthetic", None, [],
-            provenance={}, eval_config=EvalConfig(batch_size=256, num_workers=0, progress=False, device="cpu"))
-print(json.dumps({"n": n, "classes": classes, "alphas": n_alphas, "rss_before_eval": before,
-                  "peak_rss": rss("VmHWM:"), "seconds": time.time() - t,
-                  "store_bytes": sum(p.stat().st_size for p in __import__("pathlib").Path(out).rglob("*") if p.is_file())}))
-"""
-
 
 def run_one(n: int, classes: int, alphas: int, code: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="evalmem-") as tmp:
-        env = dict(os.environ, PYTHONPATH=str(code), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+        env = dict(os.environ, ROBUST_CODE=str(code), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
         proc = subprocess.run(
-            [sys.executable, "-c", CHILD, str(n), str(classes), str(alphas), str(Path(tmp) / "store")],
+            [sys.executable, str(ROOT / "bench" / "synthetic_eval.py"), str(n), str(classes), str(alphas), str(Path(tmp) / "store")],
             cwd=code,
             env=env,
             capture_output=True,

@@ -417,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"error: {exc.strerror or exc}{where}. Check that the output folder exists, is writable and has free space.", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # a command's own `raise SystemExit("error: ...")`: one line, exit 2 like every error
+        if isinstance(exc.code, str):
+            message = _one_line(Exception(exc.code))
+            print(message if message.startswith("error:") else f"error: {message}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print("interrupted: finished parts are kept; re-run the same command to resume.", file=sys.stderr)
         return 130
@@ -428,5 +434,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = str(exc)
+    if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the worker's own message
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].isidentifier() else last
+    text = " ".join(text.split())
     return text if len(text) <= 600 else text[:600] + " ..."

@@ -34,7 +34,7 @@ from .evaluate import EvalConfig, MethodSpec
 from .finetune import FinetuneConfig, contrastive_train, finetune, set_seed
 from .models import CheckpointInfo, build_classifier, build_zeroshot_head, load_clip, save_classifier
 from .pipeline import TensorImageDataset, build_store
-from .store import Store, annotate_manifest, attach_table, recover_swap, staging_path, swap_in
+from .store import Store, _publish, annotate_manifest, attach_table, recover_swap, staging_path, swap_in
 from .templates import get_templates
 from .wise import default_alpha_grid
 
@@ -180,7 +180,7 @@ def _render(config: DemoConfig, build: Path) -> dict:
     flat = {f"{s}/{k}": v for s, d in data.items() for k, v in d.items()}
     tmp = build / (data_file.name + ".tmp.npz")
     np.savez_compressed(tmp, allow_pickle=False, **flat)
-    os.replace(tmp, data_file)
+    _publish(tmp, data_file)
     return data
 
 
@@ -233,7 +233,7 @@ def _pretrain(config: DemoConfig, data: dict, build: Path, device: str):
     )
     tmp = build / (clip_path.name + ".tmp")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, clip_path)
+    _publish(tmp, clip_path)
     (build / f"pretrain-{key}.resume.pt").unlink(missing_ok=True)
     return model.cpu().eval(), tokenizer, key
 
@@ -318,7 +318,7 @@ def _ship_weights(out: Path, name: str, theta: dict, base: dict | None = None) -
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(keep, str(tmp), metadata={"dtype": "float16", "base": "zeroshot" if base is not None else ""})
-    os.replace(tmp, path)
+    _publish(tmp, path)
     path.chmod(0o644)
     ref = {"path": f"weights/{name}.safetensors", "sha256": sha256_file(path), "dtype": "float16"}
     if base is not None:

@@ -247,19 +247,21 @@ def _stream_slice(classifier, methods, baselines, evalset, start, stop, shard, f
 
     bar = tqdm(total=stop - start, initial=shard.done, desc=f"eval {evalset.name}", unit="img", disable=not config.progress, leave=False)
     chunk, row, seen = [], shard.done, shard.done
-    for images, targets in loader:
-        shard.write_labels(seen, torch.as_tensor(targets).numpy())
-        chunk.append(images.to(device, non_blocking=True))
-        seen += len(images)
-        if len(chunk) >= config.chunk_batches:
+    try:
+        for images, targets in loader:
+            shard.write_labels(seen, torch.as_tensor(targets).numpy())
+            chunk.append(images.to(device, non_blocking=True))
+            seen += len(images)
+            if len(chunk) >= config.chunk_batches:
+                run_chunk(chunk, row)
+                shard.commit(seen)
+                chunk, row = [], seen
+            bar.update(len(images))
+        if chunk:
             run_chunk(chunk, row)
-            shard.commit(seen)
-            chunk, row = [], seen
-        bar.update(len(images))
-    if chunk:
-        run_chunk(chunk, row)
-    shard.commit(seen)
-    bar.close()
+        shard.commit(seen)
+    finally:
+        bar.close()  # clears its line, so an error message starts on a line of its own
 
 
 @torch.no_grad()

@@ -118,7 +118,14 @@ def load_clip(
     if checkpoint is not None:
         state = load_state_dict(checkpoint)
         state = _strip_prefix(state, ("module.", "model."))
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # same keys, other shapes: another size of the architecture
+            first = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc)[:200])
+            raise ModelLoadError(
+                f"Checkpoint {checkpoint} does not match architecture {arch} ({first}). "
+                "Check that --arch names the architecture the checkpoint was trained with."
+            ) from None
         if missing or unexpected:
             raise ModelLoadError(
                 f"Checkpoint {checkpoint} does not match architecture {arch}: "

@@ -118,3 +118,55 @@ def test_force_rebuild_killed_midway_keeps_the_old_store_then_replaces_it(job, t
     assert not staging.exists() and (out / "manifest.json").read_bytes() != manifest
     _assert_equal(open_store(out), reference)
     assert (out / "checkpoints" / "zeroshot.safetensors").exists()
+
+
+def _demo(out, fault=None):
+    env = {k: v for k, v in os.environ.items() if k != "ROBUST_FAULT_AT"}
+    env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    if fault:
+        env["ROBUST_FAULT_AT"] = fault
+    cmd = [sys.executable, "-m", "robust_core", "demo", "--miniature", "--out", str(out), "--device", "cpu"]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_demo_killed_while_evaluating_resumes_from_its_caches_to_the_uninterrupted_store(tmp_path):
+    reference = _demo(tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    out = tmp_path / "demo"
+    killed = _demo(out, "40:kill-before-replace")  # past the rendered data, the CLIP and the fine-tunes: inside eval
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    with pytest.raises(StoreError):
+        open_store(out)
+    resumed = _demo(out)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "reusing" in resumed.stdout + resumed.stderr  # the caches written before the kill were used
+    _assert_equal(open_store(out), open_store(tmp_path / "reference"))
+
+
+@pytest.mark.slow
+def test_a_really_full_disk_gives_one_line_then_resumes_once_space_is_freed(job, tmp_path):
+    """A small tmpfs (needs root): eval runs out of space for real, says so in one line, and resumes."""
+    w, run, reference = job
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (the injected-ENOSPC cases above cover the rest)")
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    need = sum(p.stat().st_size for p in reference.path.rglob("*") if p.is_file())
+    size = max(4096, (need // 2) // 4096 * 4096)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        out = mnt / "store"
+        full = run(out)
+        assert full.returncode == 2, full.stderr[-2000:]
+        errors = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "No space left" in errors[0] and "Traceback" not in full.stderr
+        with pytest.raises(StoreError):
+            open_store(out)
+        subprocess.run(["mount", "-o", f"remount,size={need * 4 + 2**20}", str(mnt)], check=True)
+        resumed = run(out)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        _assert_equal(open_store(out), reference)
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

@@ -184,12 +184,19 @@ class _FileListDataset(Dataset):
         from PIL import Image
 
         path, label = self.samples[i]
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if self.crop_border:
-                w, h = img.size
-                b = self.crop_border
-                img = img.crop((b, b, w - b, h - b))
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL: unidentified, truncated, bad headers
+            detail = type(exc).__name__ + ("" if str(path) in str(exc) else f": {exc}")
+            raise DatasetError(
+                f"{path} cannot be decoded as an image ({detail}). Replace or remove the file, "
+                "then re-run the same command: examples already evaluated are kept."
+            ) from None
+        if self.crop_border:
+            w, h = img.size
+            b = self.crop_border
+            img = img.crop((b, b, w - b, h - b))
         return (self.transform(img) if self.transform else img), label
 
 
