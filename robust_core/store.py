@@ -304,24 +304,97 @@ def _alloc_npy(path: Path, dtype, shape: tuple[int, ...]) -> None:
         os.close(fd)
 
 
-def _concatenate(sources: list[Path], target: Path, axis: int, rows_per_copy: int = 4096) -> None:
-    """Join .npy files along ``axis`` (0 or 1) into ``target`` block by block (memory bounded), then publish."""
-    parts = [np.load(p, mmap_mode="r", allow_pickle=False) for p in sources]
-    shape = list(parts[0].shape)
-    shape[axis] = sum(p.shape[axis] for p in parts)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=parts[0].dtype, shape=tuple(shape))
-    pos = 0
-    for part in parts:
-        for s in range(0, part.shape[axis], rows_per_copy):
-            e = min(part.shape[axis], s + rows_per_copy)
-            if axis == 0:
-                out[pos + s : pos + e] = part[s:e]
-            else:
-                out[:, pos + s : pos + e] = part[:, s:e]
-        pos += part.shape[axis]
-    out.flush()
-    del out, parts
+class _NpyRows:
+    """An .npy file read in blocks of rows with ``pread``: no memory map, so a pass over a file larger than
+    RAM keeps the process's RSS flat (every touched page of a memory map counts as resident).
+
+    Rows are the flattened leading axes: an (A, n, C) file has A * n rows of C values.
+    """
+
+    def __init__(self, path: Path):
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        self.shape, self.dtype, self.offset = tuple(arr.shape), arr.dtype, int(arr.offset)
+        del arr
+        self.width = int(self.shape[-1]) if len(self.shape) > 1 else 1
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        size = self.width * self.dtype.itemsize
+        data = _pread_all(self.fd, (r1 - r0) * size, self.offset + r0 * size)
+        return np.frombuffer(data, self.dtype).reshape(r1 - r0, self.width)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _GridRows:
+    """Blocks of one alpha's rows of an (A, n, C) grid, from a file (``_NpyRows``) or an in-memory array."""
+
+    def __init__(self, path: Path | None = None, array: np.ndarray | None = None):
+        self.reader = _NpyRows(path) if path is not None else None
+        self.array = array
+        shape = self.reader.shape if self.reader else array.shape
+        self.n, self.n_classes = shape[1], shape[2]
+
+    def block(self, a: int, s: int, e: int) -> np.ndarray:
+        e = min(e, self.n)
+        if self.reader is None:
+            return self.array[a, s:e]
+        return self.reader.rows(a * self.n + s, a * self.n + e)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    parts = []
+    while length > 0:
+        block = os.pread(fd, length, offset)
+        if not block:
+            raise StoreError(f"Unexpected end of file while reading {length} bytes at offset {offset}.")
+        parts.append(block)
+        length, offset = length - len(block), offset + len(block)
+    return b"".join(parts)
+
+
+def _pwrite_all(fd: int, data, offset: int) -> None:
+    view = memoryview(data).cast("B")
+    while len(view):
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _concatenate(sources: list[Path], target: Path, axis: int, block_bytes: int = 64 * 2**20) -> None:
+    """Join .npy files along ``axis`` into ``target`` by byte ranges (pread/pwrite: memory and RSS bounded), then publish."""
+    heads = [_NpyRows(p) for p in sources]
+    try:
+        shape = list(heads[0].shape)
+        shape[axis] = sum(h.shape[axis] for h in heads)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=heads[0].dtype, shape=tuple(shape))
+        out_offset = int(out.offset)
+        del out
+        lead = int(np.prod(shape[:axis], dtype=np.int64))
+        row_bytes = int(np.prod(shape[axis + 1 :], dtype=np.int64)) * heads[0].dtype.itemsize
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            for i in range(lead):
+                pos = 0
+                for h in heads:
+                    rows = h.shape[axis]
+                    src, dst, left = h.offset + i * rows * row_bytes, out_offset + (i * shape[axis] + pos) * row_bytes, rows * row_bytes
+                    while left > 0:
+                        n = min(left, block_bytes)
+                        _pwrite_all(fd, _pread_all(h.fd, n, src), dst)
+                        src, dst, left = src + n, dst + n, left - n
+                    pos += rows
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        for h in heads:
+            h.close()
     _publish(tmp, target)
 
 
@@ -391,11 +464,7 @@ class ShardWriter:
 
     def _pwrite(self, name: str, offset_items: int, values: np.ndarray, dtype) -> None:
         fd, header, _ = self._fd(name)
-        data = memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B")
-        pos = header + offset_items * np.dtype(dtype).itemsize
-        while len(data):
-            written = os.pwrite(fd, data, pos)
-            data, pos = data[written:], pos + written
+        _pwrite_all(fd, np.ascontiguousarray(values, dtype=dtype), header + offset_items * np.dtype(dtype).itemsize)
 
     def write_logits(self, method: str, alpha_index: int, row: int, values: np.ndarray) -> None:
         """Rows [row, row + len(values)) of this slice for one alpha (values (b, C))."""
@@ -559,38 +628,55 @@ class StoreWriter:
             dinfo["n_classes"] = len(dinfo["classnames"])
             for method, info in methods.items():
                 target = self.path / "logits" / method / f"{ds}.npy"
-                logits = np.load(target, mmap_mode="r")
                 if compact and info.get("linear") and len(info["alphas"]) > 2:
-                    endpoints = np.ascontiguousarray(logits[[0, -1]])
-                    del logits
+                    endpoints = np.ascontiguousarray(np.load(target, mmap_mode="r")[[0, -1]])
                     atomic_save_npy(target, endpoints)
                     info["logits_alphas"] = [info["alphas"][0], info["alphas"][-1]]
-                    logits = derive_linear_grid(endpoints, info["alphas"], self.dtype)
-                idx, val = _topk(logits, topk)
-                if store_topk:
-                    atomic_save_npy(self.path / "topk" / method / f"{ds}.npy", idx)
-                    atomic_save_npy(self.path / "topv" / method / f"{ds}.npy", val)
-                preds = idx[..., 0]
-                for a_i, alpha in enumerate(info["alphas"]):
-                    k = int((preds[a_i] == labels).sum())
-                    rows.append((method, "wise", alpha, ds, k, len(labels)))
-                # Output-space ensemble of the two endpoints, on the same grid (not WiSE-FT); row blocks bound memory.
+                    grid = _GridRows(array=derive_linear_grid(endpoints, info["alphas"], self.dtype))  # small stores only
+                else:
+                    grid = _GridRows(path=target)
+                blocks, n_classes = grid.block, grid.n_classes
+                step = _rows_per_block(n_classes)
+                idx_parts, val_parts = [], []
                 hits = np.zeros(len(info["alphas"]), np.int64)
-                step = _rows_per_block(logits.shape[-1])
+                ens = np.zeros(len(info["alphas"]), np.int64)
+                for a_i in range(len(info["alphas"])):
+                    i_blocks, v_blocks = [], []
+                    for s in range(0, len(labels), step):
+                        i_b, v_b = _topk(blocks(a_i, s, s + step), topk)
+                        i_blocks.append(i_b)
+                        v_blocks.append(v_b)
+                        hits[a_i] += int((i_b[:, 0] == labels[s : s + step]).sum())
+                    idx_parts.append(np.concatenate(i_blocks) if i_blocks else np.zeros((0, min(topk, n_classes)), np.int16))
+                    val_parts.append(np.concatenate(v_blocks) if v_blocks else np.zeros((0, min(topk, n_classes)), np.float16))
+                # Output-space ensemble of the two endpoints, on the same grid (not WiSE-FT).
                 for s in range(0, len(labels), step):
-                    l0 = np.asarray(logits[0, s : s + step], np.float32)
-                    l1 = np.asarray(logits[-1, s : s + step], np.float32)
+                    l0 = np.asarray(blocks(0, s, s + step), np.float32)
+                    l1 = np.asarray(blocks(len(info["alphas"]) - 1, s, s + step), np.float32)
                     for a_i, alpha in enumerate(info["alphas"]):
-                        hits[a_i] += int((((1 - alpha) * l0 + alpha * l1).argmax(-1) == labels[s : s + step]).sum())
+                        ens[a_i] += int((((1 - alpha) * l0 + alpha * l1).argmax(-1) == labels[s : s + step]).sum())
+                grid.close()
+                if store_topk:
+                    atomic_save_npy(self.path / "topk" / method / f"{ds}.npy", np.stack(idx_parts))
+                    atomic_save_npy(self.path / "topv" / method / f"{ds}.npy", np.stack(val_parts))
                 for alpha, k in zip(info["alphas"], hits):
+                    rows.append((method, "wise", alpha, ds, int(k), len(labels)))
+                for alpha, k in zip(info["alphas"], ens):
                     rows.append((method, "ensemble", alpha, ds, int(k), len(labels)))
             for name in manifest.get("baselines", {}):
                 bpath = self.path / "baselines" / name / f"{ds}.npy"
                 if bpath.exists():
-                    stored = np.load(bpath, mmap_mode="r")
-                    pred = _top1(stored) if stored.ndim == 2 else np.asarray(stored)
-                    if compact and stored.ndim == 2:
-                        del stored
+                    reader = _NpyRows(bpath)
+                    if len(reader.shape) == 2:
+                        step = _rows_per_block(reader.shape[1])
+                        pred = np.concatenate(
+                            [_top1(reader.rows(s, min(len(labels), s + step))) for s in range(0, len(labels), step)]
+                            or [np.zeros(0, np.int64)]
+                        )
+                    else:
+                        pred = np.load(bpath).astype(np.int64)
+                    reader.close()
+                    if compact and len(reader.shape) == 2:
                         atomic_save_npy(bpath, pred.astype(np.int16 if len(dinfo["classnames"]) < 32768 else np.int32))
                     rows.append((name, "baseline", float("nan"), ds, int((pred == labels).sum()), len(labels)))
         summary = pd.DataFrame(rows, columns=["method", "kind", "alpha", "dataset", "correct", "n"])
