@@ -135,6 +135,51 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")  # models._looks_like_file's rule, kept torch-free here
+
+
+def _prepare(args) -> None:
+    """Cheap checks and settings that must come before any heavy import; raises with a one-line fix.
+
+    ``--offline`` sets ``HF_HUB_OFFLINE=1`` here because huggingface_hub reads it once, at import (set
+    later, a missing download waits ~57 s of hub retries instead of failing at once). Local files
+    (``--checkpoint``, a ``--pretrained`` path, ``--finetuned`` files, ``NAME=PATH`` folders) and the
+    ``--templates`` name are checked before the model loads, so a typo costs no model load.
+    """
+    if getattr(args, "offline", False):
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    if getattr(args, "checkpoint", None) and not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(
+            f"--checkpoint {args.checkpoint} not found. Pass an existing local weights file (.safetensors or a torch state dict)."
+        )
+    pretrained = getattr(args, "pretrained", None)
+    if pretrained and (os.sep in pretrained or pretrained.endswith(_WEIGHT_SUFFIXES)) and not Path(pretrained).is_file():
+        raise FileNotFoundError(
+            f"--pretrained {pretrained} looks like a file but is not found. Pass an existing weights file, or an open_clip tag such as openai."
+        )
+    if getattr(args, "templates", None):
+        from .templates import list_template_sets
+
+        if args.templates not in list_template_sets():
+            raise ValueError(f"Unknown --templates {args.templates!r}; pick one of {', '.join(list_template_sets())} (see `datasets`).")
+    if args.command == "eval":
+        if not args.finetuned:
+            raise ValueError("pass at least one --finetuned METHOD=PATH (from `python -m robust_core finetune`).")
+        for item in args.finetuned:
+            method, path = _split_named(item)
+            if not path or not method:
+                raise ValueError(f"--finetuned {item!r} must be METHOD=PATH, e.g. ft=runs/vitb32/ft.safetensors.")
+            if not Path(path).is_file():
+                raise FileNotFoundError(
+                    f"--finetuned {method}: file {path} not found. Pass METHOD=PATH of a file written by `python -m robust_core finetune`."
+                )
+    specs = [getattr(args, "train", None), getattr(args, "id", None), getattr(args, "id_val", None), *(getattr(args, "shift", None) or [])]
+    for spec in [] if getattr(args, "download", False) else specs:  # --download may create the folder
+        name, root = _split_named(spec) if spec else (None, None)
+        if root is not None and not Path(root).is_dir():
+            raise FileNotFoundError(f"Dataset {name}: folder {root} does not exist. Pass NAME=PATH with an existing ImageFolder.")
+
+
 def _split_named(value: str) -> tuple[str, str | None]:
     if "=" in value:
         name, path = value.split("=", 1)
@@ -164,11 +209,15 @@ def cmd_finetune(args) -> int:
     templates = get_templates(args.templates) if args.templates else templates_for(name)
     head = build_zeroshot_head(model, tokenizer, classnames, templates)
     zeroshot = build_classifier(model, head).eval()
+    # theta_0's identity, taken before training touches anything; only rank 0 writes files
+    identity = _zeroshot_identity(args, model, zeroshot, classnames, templates, name) if rank0 else None
     out = Path(args.out)
     pretrained = args.pretrained or args.checkpoint
     if rank0:
         save_classifier(
-            zeroshot, out / "zeroshot.safetensors", CheckpointInfo(args.arch, pretrained, "zeroshot", classnames, {"templates": templates})
+            zeroshot,
+            out / "zeroshot.safetensors",
+            CheckpointInfo(args.arch, pretrained, "zeroshot", classnames, {"templates": templates}, identity),
         )
     freeze = {"auto": None, "yes": True, "no": False}[args.freeze_bn]
     config = FinetuneConfig(
@@ -191,7 +240,9 @@ def cmd_finetune(args) -> int:
     info["train_set"] = args.train
     if not rank0:
         return 0
-    save_classifier(classifier, out / f"{args.method}.safetensors", CheckpointInfo(args.arch, pretrained, args.method, classnames, info))
+    save_classifier(
+        classifier, out / f"{args.method}.safetensors", CheckpointInfo(args.arch, pretrained, args.method, classnames, info, identity)
+    )
     print(f"wrote {out / (args.method + '.safetensors')} (+ .json) and {out / 'zeroshot.safetensors'}")
     if info.get("lp", {}).get("warning"):
         print("WARNING:", info["lp"]["warning"], file=sys.stderr)
@@ -208,8 +259,7 @@ def cmd_eval(args) -> int:
     from .wise import check_compatible, parse_alphas
 
     init_distributed()
-    if not args.finetuned:
-        raise SystemExit("error: pass at least one --finetuned METHOD=PATH (from `python -m robust_core finetune`).")
+    rank0 = rank_world()[0] == 0
     alphas = parse_alphas(args.alphas)
     model, preprocess, tokenizer = _load_base(args)
     id_name, id_root = _split_named(args.id)
@@ -217,17 +267,17 @@ def cmd_eval(args) -> int:
     templates = get_templates(args.templates) if args.templates else templates_for(id_name)
     zeroshot = build_classifier(model, build_zeroshot_head(model, tokenizer, classnames, templates)).eval()
     theta_zeroshot = {k: v.detach().clone() for k, v in zeroshot.state_dict().items()}
+    identity = _zeroshot_identity(args, model, zeroshot, classnames, templates, id_name)
     methods = []
     for item in args.finetuned:
-        method, path = _split_named(item)
-        if path is None:
-            raise SystemExit(f"error: --finetuned {item!r} must be METHOD=PATH.")
+        method, path = _split_named(item)  # _prepare checked the form and that the file exists
         theta_ft = load_state_dict(path)
         try:
             check_compatible(theta_zeroshot, theta_ft)
         except ValueError as exc:
             raise SystemExit(f"error: {path} cannot be interpolated with the zero-shot model of {args.arch}: {exc}") from exc
         meta = read_checkpoint_info(path) if Path(str(path) + ".json").exists() else {}
+        _check_zeroshot_start(path, meta, identity, warn=rank0)
         methods.append(
             MethodSpec(
                 method,
@@ -257,7 +307,7 @@ def cmd_eval(args) -> int:
         sha = save_classifier(
             zeroshot,
             folder / "checkpoints" / "zeroshot.safetensors",
-            CheckpointInfo(args.arch, args.pretrained, "zeroshot", classnames, {"templates": templates}),
+            CheckpointInfo(args.arch, args.pretrained, "zeroshot", classnames, {"templates": templates}, identity),
         )
         for m in methods:
             m.info["checkpoints"]["zeroshot"]["sha256"] = sha
@@ -282,6 +332,8 @@ def cmd_eval(args) -> int:
             "templates": templates,
             "alphas": alphas,
             "command": " ".join(sys.argv),
+            # theta_0's inputs (not its head's last bits, which vary with a machine's float summation order)
+            "zeroshot_identity": {k: v for k, v in identity.items() if k not in ("weights_sha256", "head_sha256")},
         },
         eval_config=EvalConfig(
             batch_size=args.batch_size or 256,
@@ -299,6 +351,48 @@ def cmd_eval(args) -> int:
         print(f"wrote store {out}")
         _print_info(store)
     return 0
+
+
+def _zeroshot_identity(args, model, zeroshot, classnames: list[str], templates: list[str], dataset: str) -> dict:
+    """``models.zeroshot_identity`` plus the options that built theta_0 (shown when eval refuses a file)."""
+    from .models import zeroshot_identity
+
+    identity = zeroshot_identity(model, zeroshot, classnames, templates)
+    identity["source"] = {
+        "arch": args.arch,
+        "pretrained": args.pretrained,
+        "checkpoint": args.checkpoint,
+        "templates": args.templates or f"<default for {dataset}>",
+    }
+    return identity
+
+
+def _check_zeroshot_start(path: str, meta: dict, identity: dict, warn: bool = True) -> None:
+    """Refuse a fine-tuned file whose recorded zero-shot start is not this eval's theta_0.
+
+    Files without a record (no JSON beside them, or written before robust_core recorded the start) are
+    accepted with a warning: only their shapes can be checked.
+    """
+    from .models import ZeroshotMismatchError, zeroshot_mismatch
+
+    recorded = meta.get("zeroshot_identity")
+    if recorded is None:
+        if warn:
+            why = "its JSON has no zero-shot record (older robust_core?)" if meta else f"no {Path(path).name}.json beside it"
+            print(
+                f"warning: {path}: cannot verify its zero-shot start ({why}); only its shapes are checked against theta_0.", file=sys.stderr
+            )
+        return
+    what = zeroshot_mismatch(recorded, identity)
+    if what is None:
+        return
+    source = recorded.get("source") or {}
+    used = " ".join(f"--{k} {v}" for k, v in source.items() if v is not None)
+    raise ZeroshotMismatchError(
+        f"{path} was fine-tuned from another zero-shot start than this eval builds: {what}"
+        + (f" (finetune used {used})" if used else "")
+        + ". Pass the same --arch/--pretrained/--checkpoint/--templates as finetune did, or re-run finetune from this start."
+    )
 
 
 def store_info(store) -> dict:
@@ -394,12 +488,17 @@ def cmd_datasets(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _prepare(args)  # before anything imports torch, open_clip or huggingface_hub
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     from .datasets import DatasetError
     from .models import ModelLoadError
     from .store import StoreError
     from .wise import InterpolationError
 
-    args = _parser().parse_args(argv)
     handler = {
         "finetune": cmd_finetune,
         "eval": cmd_eval,

@@ -17,6 +17,10 @@ Defaults are the WiSE-FT paper's (AdamW lr 3e-5, wd 0.1, batch 512, 10 epochs, c
 steps). BatchNorm statistics are frozen by default for towers that have BatchNorm (the demo showed
 that updating them destroys the WiSE-FT effect). Training resumes from ``<out>/<method>.resume.pt``.
 
+Under torchrun every step takes the same global batch as a 1-rank run (each rank a contiguous slice,
+gradient = mean over the global batch, see ``train_classifier``), LP features are encoded in shards
+and all-gathered, and logged losses are the global batch's; W ranks equal 1 rank up to float noise.
+
 Run::
 
     python -m robust_core finetune --arch ViT-B-32 --pretrained openai --method ft \
@@ -107,40 +111,127 @@ def init_distributed() -> bool:
     return True
 
 
-def _loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, device, seed: int, epoch: int = 0):
-    rank, world = rank_world()
-    sampler = None
-    if world > 1:
-        sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=shuffle)
-        sampler.set_epoch(epoch)
+def _shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """``[lo, hi)`` of rank ``rank``'s contiguous slice of ``n`` items (slice sizes differ by at most one)."""
+    return n * rank // world, n * (rank + 1) // world
+
+
+def _global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """One epoch's *global* batches: a permutation seeded by ``(seed, epoch)`` cut into ``batch_size`` chunks.
+
+    The batches depend on neither the rank nor the number of ranks, so a run on W ranks takes each step
+    on exactly the examples a 1-rank run takes it on (each rank gets a contiguous slice of every global
+    batch, ``_rank_batches``). A short last batch is dropped when the set holds more than one batch; a
+    set smaller than one batch is a single batch. One draw is skipped before the permutation: that is the
+    order a shuffled ``DataLoader(generator=seed + epoch)`` gave before this sampler, so 1-rank runs (the
+    demo) are unchanged.
+    """
     generator = torch.Generator().manual_seed(seed + epoch)
-    return DataLoader(
-        dataset,
-        batch_size=max(1, batch_size // world),
-        shuffle=shuffle and sampler is None,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        drop_last=shuffle and len(dataset) > batch_size,
-        generator=generator,
-    )
+    torch.empty((), dtype=torch.int64).random_(generator=generator)  # the draw DataLoader spent on its base seed
+    order = torch.randperm(n, generator=generator).tolist()
+    if n <= batch_size:
+        return [order]
+    return [order[start : start + batch_size] for start in range(0, n - batch_size + 1, batch_size)]
+
+
+def _rank_batches(n: int, batch_size: int, seed: int, epoch: int, equal_slices: bool = False) -> tuple[list[list[int]], list[int]]:
+    """This rank's slice of each global batch, and each global batch's size.
+
+    ``equal_slices``: trim every global batch to a multiple of the number of ranks (the contrastive loss
+    all-gathers equal-sized feature blocks); needs ``batch_size`` divisible by it.
+    """
+    rank, world = rank_world()
+    if n == 0 or n < world:
+        raise ValueError(
+            f"The training set has {n} examples; each of the {world} rank(s) needs at least one. Use more data or fewer ranks."
+        )
+    if equal_slices and batch_size % world:
+        raise ValueError(f"--batch-size {batch_size} (the global batch) is not divisible by the {world} ranks; pass a multiple of {world}.")
+    batches = _global_batches(n, batch_size, seed, epoch)
+    if equal_slices:
+        batches = [b[: len(b) - len(b) % world] for b in batches]
+    slices = []
+    for batch in batches:
+        lo, hi = _shard_bounds(len(batch), rank, world)
+        slices.append(batch[lo:hi])
+    return slices, [len(b) for b in batches]
+
+
+def _loader(dataset: Dataset, batch_indices: list[list[int]], workers: int, device) -> DataLoader:
+    return DataLoader(dataset, batch_sampler=batch_indices, num_workers=workers, pin_memory=device.type == "cuda")
+
+
+def _comm_device(device: torch.device) -> torch.device:
+    """Where collective tensors live: the GPU under NCCL, the CPU under gloo."""
+    return device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+
+
+def _sum_over_ranks(values: Sequence[float], device: torch.device) -> list[float]:
+    """Element-wise sum of ``values`` over all ranks (the values themselves on 1 rank)."""
+    if rank_world()[1] == 1:
+        return [float(v) for v in values]
+    total = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_comm_device(device))
+    torch.distributed.all_reduce(total)
+    return total.tolist()
+
+
+def _all_gather_rows(local: torch.Tensor, device: torch.device, chunk_rows: int = 32768) -> torch.Tensor:
+    """Every rank's rows concatenated in rank order, on every rank (CPU); row counts may differ by rank.
+
+    Rows travel in zero-padded chunks of ``chunk_rows`` so device memory stays bounded for large sets.
+    A rank without rows may pass a ``(0, 0)`` tensor; the trailing shape comes from the other ranks.
+    """
+    dist = torch.distributed
+    world = rank_world()[1]
+    comm = _comm_device(device)
+    shape = torch.tensor([local.shape[0], *local.shape[1:]], dtype=torch.int64, device=comm)
+    shapes = [torch.zeros_like(shape) for _ in range(world)]
+    dist.all_gather(shapes, shape)
+    rows = [int(s[0]) for s in shapes]
+    trailing = next((tuple(int(x) for x in s[1:]) for s, r in zip(shapes, rows) if r), tuple(local.shape[1:]))
+    per_rank: list[list[torch.Tensor]] = [[] for _ in range(world)]
+    for start in range(0, max(rows), chunk_rows):
+        size = min(chunk_rows, max(rows) - start)
+        send = torch.zeros((size, *trailing), dtype=local.dtype, device=comm)
+        mine = local[start : start + size]
+        if len(mine):
+            send[: len(mine)] = mine.to(comm)
+        received = [torch.empty_like(send) for _ in range(world)]
+        dist.all_gather(received, send)
+        for r in range(world):
+            keep = min(size, rows[r] - start)
+            if keep > 0:
+                per_rank[r].append(received[r][:keep].cpu())
+    parts = [chunk for chunks in per_rank for chunk in chunks]  # rank order = dataset order
+    return torch.cat(parts) if parts else local.new_zeros((0, *trailing))
 
 
 # ------------------------------------------------------------------------------------ LP (frozen)
 @torch.no_grad()
 def extract_features(encoder: nn.Module, dataset: Dataset, config: FinetuneConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """L2-normalised features and labels of a whole dataset (frozen encoder, eval mode)."""
+    """L2-normalised features and labels of a whole dataset (frozen encoder, eval mode), in dataset order.
+
+    Under torchrun each rank encodes a contiguous slice of the set and the slices are all-gathered, so
+    every rank ends with the whole set's features having encoded only 1/world of it.
+    """
     device = pick_device(config.device)
+    rank, world = rank_world()
     encoder = encoder.to(device).eval()
     workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
-    loader = DataLoader(dataset, batch_size=512, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda")
+    lo, hi = _shard_bounds(len(dataset), rank, world)
+    shard = dataset if world == 1 else torch.utils.data.Subset(dataset, range(lo, hi))
+    loader = DataLoader(shard, batch_size=512, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda")
     feats, labels = [], []
-    for images, targets in tqdm(loader, desc="features", disable=not config.progress, leave=False):
+    for images, targets in tqdm(loader, desc="features", disable=not config.progress or rank > 0, leave=False):
         with autocast_for(device, config.amp):
             f = encoder(images.to(device, non_blocking=True))
         feats.append(F.normalize(f.float(), dim=-1).cpu())
         labels.append(torch.as_tensor(targets))
-    return torch.cat(feats), torch.cat(labels)
+    local_feats = torch.cat(feats) if feats else torch.zeros((0, 0))
+    local_labels = torch.cat(labels).long() if labels else torch.zeros(0, dtype=torch.int64)
+    if world == 1:
+        return local_feats, local_labels
+    return _all_gather_rows(local_feats, device), _all_gather_rows(local_labels, device)
 
 
 def fit_linear_probe(
@@ -206,7 +297,16 @@ def train_classifier(
     config: FinetuneConfig,
     resume_path: Path | None = None,
 ) -> tuple[ImageClassifier, dict]:
-    """End-to-end cross-entropy fine-tuning (FT; LP-FT when the head comes from LP)."""
+    """End-to-end cross-entropy fine-tuning (FT; LP-FT when the head comes from LP).
+
+    Under torchrun the model is wrapped in DistributedDataParallel and each rank takes a contiguous
+    slice of every global batch (``config.batch_size`` examples, the same ones a 1-rank run takes). Each
+    rank's loss is its summed cross-entropy times ``world / global batch size``; DDP averages gradients
+    over ranks, so the gradient is the mean over the global batch even when slices are uneven, and a
+    W-rank run equals a 1-rank run up to float summation order (BatchNorm towers with unfrozen
+    statistics excepted: those see per-rank batch statistics). The logged loss and accuracy are summed
+    over ranks, so they describe the whole global batch, not rank 0's slice.
+    """
     device = pick_device(config.device)
     rank, world = rank_world()
     freeze_bn = has_batchnorm(classifier.image_encoder) if config.freeze_bn is None else config.freeze_bn
@@ -217,33 +317,35 @@ def train_classifier(
     params = [p for p in classifier.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
-    steps_per_epoch = len(_loader(dataset, config.batch_size, True, 0, device, config.seed))
+    steps_per_epoch = len(_global_batches(len(dataset), config.batch_size, config.seed, 0))
     total = steps_per_epoch * config.epochs
     start_epoch, history = _load_resume(resume_path, classifier, optimizer)
     step = start_epoch * steps_per_epoch
     generator = torch.Generator(device=device).manual_seed(config.seed * 7919 + start_epoch)
     for epoch in range(start_epoch, config.epochs):
         train_mode(model, freeze_bn)
-        loader = _loader(dataset, config.batch_size, True, workers, device, config.seed, epoch)
+        batches, global_sizes = _rank_batches(len(dataset), config.batch_size, config.seed, epoch)
+        loader = _loader(dataset, batches, workers, device)
         total_loss, total_right, seen = 0.0, 0, 0
         bar = tqdm(loader, desc=f"{config.method} epoch {epoch + 1}/{config.epochs}", disable=not config.progress or rank, leave=False)
-        for images, labels in bar:
+        for (images, labels), global_size in zip(bar, global_sizes):
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, total, config.lr, config.warmup_steps)
             images, labels = images.to(device, non_blocking=True), torch.as_tensor(labels).to(device)
-            if config.augment:
-                images = _augment(images, generator)
+            if config.augment:  # draws for the whole global batch, keeps this rank's slice: same as on 1 rank
+                images = _augment(images, generator, offset=_shard_bounds(global_size, rank, world)[0], total=global_size)
             with autocast_for(device, config.amp):
                 logits = model(images)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+            loss_sum = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing, reduction="sum")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss_sum * (world / global_size)).backward()  # DDP's mean over ranks turns this into the global-batch mean
             optimizer.step()
             step += 1
-            total_loss += float(loss.detach()) * len(labels)
+            total_loss += float(loss_sum.detach())
             total_right += int((logits.argmax(1) == labels).sum())
             seen += len(labels)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+        total_loss, total_right, seen = _sum_over_ranks([total_loss, total_right, seen], device)
         history.append({"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_accuracy": total_right / max(seen, 1)})
         if rank == 0:
             _save_resume(resume_path, classifier, optimizer, epoch + 1, history)
@@ -251,13 +353,26 @@ def train_classifier(
     return classifier, {"history": history, "freeze_bn": freeze_bn, "steps": total}
 
 
-def _augment(images: torch.Tensor, generator: torch.Generator, shift: float = 0.0625, degrees: float = 8.0) -> torch.Tensor:
-    """Random translation (a fraction ``shift`` of the half-width) and rotation per image (no flips: glyphs)."""
+def _augment(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    shift: float = 0.0625,
+    degrees: float = 8.0,
+    offset: int = 0,
+    total: int | None = None,
+) -> torch.Tensor:
+    """Random translation (a fraction ``shift`` of the half-width) and rotation per image (no flips: glyphs).
+
+    ``offset``/``total``: the images are rows ``offset..`` of a global batch of ``total``; parameters are
+    drawn for all ``total`` images and this slice's are used, so every rank consumes the same draws.
+    """
     n = images.shape[0]
-    angle = (torch.rand(n, generator=generator, device=images.device) * 2 - 1) * math.radians(degrees)
-    offset = (torch.rand(n, 2, generator=generator, device=images.device) * 2 - 1) * shift * 2
+    total = n if total is None else total
+    angle = (torch.rand(total, generator=generator, device=images.device) * 2 - 1) * math.radians(degrees)
+    shifts = (torch.rand(total, 2, generator=generator, device=images.device) * 2 - 1) * shift * 2
+    angle, shifts = angle[offset : offset + n], shifts[offset : offset + n]
     cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    theta = torch.stack([torch.stack([cos, -sin, shifts[:, 0]], 1), torch.stack([sin, cos, shifts[:, 1]], 1)], 1)
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -301,7 +416,7 @@ def contrastive_train(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr
     )
     workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
-    steps_per_epoch = len(_loader(dataset, config.batch_size, True, 0, device, config.seed))
+    steps_per_epoch = len(_global_batches(len(dataset), config.batch_size, config.seed, 0))
     total = steps_per_epoch * config.epochs
     start_epoch, history = _load_resume(resume_path, model, optimizer)
     rng = np.random.default_rng(config.seed + 1000 * start_epoch + rank)
@@ -318,7 +433,8 @@ def contrastive_train(
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, config.epochs):
         train_mode(wrapped, freeze_bn)
-        loader = _loader(dataset, config.batch_size, True, workers, device, config.seed, epoch)
+        batches, _ = _rank_batches(len(dataset), config.batch_size, config.seed, epoch, equal_slices=True)
+        loader = _loader(dataset, batches, workers, device)
         total_loss, seen = 0.0, 0
         bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", disable=not config.progress or rank, leave=False)
         for images, targets in bar:
@@ -337,6 +453,7 @@ def contrastive_train(
             total_loss += float(loss.detach()) * len(images)
             seen += len(images)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+        total_loss, seen = _sum_over_ranks([total_loss, seen], device)
         history.append({"epoch": epoch + 1, "loss": total_loss / max(seen, 1)})
         if rank == 0:
             _save_resume(resume_path, model, optimizer, epoch + 1, history)

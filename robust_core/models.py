@@ -14,9 +14,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import logging
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +36,10 @@ _registered_local_configs = False
 
 class ModelLoadError(RuntimeError):
     """Raised when a model or checkpoint cannot be loaded; the message says how to fix it."""
+
+
+class ZeroshotMismatchError(ModelLoadError):
+    """Raised when a fine-tuned checkpoint records another zero-shot start than the theta_0 it is paired with."""
 
 
 def register_local_model_configs() -> None:
@@ -66,6 +74,8 @@ def load_clip(
         device: where to put the model.
         checkpoint: a local weights file (safetensors preferred; torch files are read with
             ``weights_only=True``) loaded *after* construction. Use this on machines without network.
+        offline: never touch the network (default: the ``HF_HUB_OFFLINE`` environment variable); weights
+            missing from the local cache then fail at once instead of after ~57 s of hub retries.
 
     Returns:
         ``(model, preprocess, tokenizer)``.
@@ -73,7 +83,6 @@ def load_clip(
     Raises:
         ModelLoadError: unknown architecture, weights that cannot be fetched (offline), or a checkpoint
             that does not match the architecture.
-        offline: never touch the network (default: the ``HF_HUB_OFFLINE`` environment variable).
     """
     import open_clip
 
@@ -95,26 +104,23 @@ def load_clip(
             )
     if offline is None:
         offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    # With HF_HUB_OFFLINE=1 a missing download fails in ~0.02 s instead of ~46 s of hub retries;
-    # cached weights still load.
-    saved = os.environ.get("HF_HUB_OFFLINE")
-    if tag and offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=tag, device=device)
+        with _hub_offline(bool(tag and offline)), _held_root_log():
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=tag, device=device)
     except Exception as exc:  # open_clip raises many types for download failures
+        if not tag:  # nothing to fetch: the architecture itself failed to build
+            raise ModelLoadError(f"Could not build open_clip model {arch}: {type(exc).__name__}: {exc}") from exc
+        # The fix first: the CLI shortens long messages, and the cause (open_clip's text) can be long.
+        if offline:
+            why = "offline (HF_HUB_OFFLINE / --offline) and not in the local cache?"
+            fix = "Download them on a machine with network (open_clip caches them under ~/.cache/huggingface)"
+        else:
+            why = "this machine may have no network"
+            fix = "Download them elsewhere (open_clip caches them under ~/.cache/huggingface), or add --offline to fail at once"
         raise ModelLoadError(
-            f"Could not fetch pretrained weights {arch}/{tag}: {type(exc).__name__}: {exc}. "
-            "This machine may have no network. Download the weights elsewhere (open_clip caches them "
-            "under ~/.cache/huggingface) or pass a local file with --checkpoint PATH.safetensors. "
-            "Set HF_HUB_OFFLINE=1 (or --offline) to fail immediately instead of waiting for hub retries."
+            f"Could not load pretrained weights {arch}/{tag} ({why}). {fix}, or pass a local file with "
+            f"--checkpoint PATH.safetensors. Cause: {type(exc).__name__}: {exc}"
         ) from exc
-    finally:
-        if tag and offline:
-            if saved is None:
-                os.environ.pop("HF_HUB_OFFLINE", None)
-            else:
-                os.environ["HF_HUB_OFFLINE"] = saved
     if checkpoint is not None:
         state = load_state_dict(checkpoint)
         state = _strip_prefix(state, ("module.", "model."))
@@ -135,6 +141,58 @@ def load_clip(
     tokenizer = open_clip.get_tokenizer(arch)
     model.eval()
     return model, preprocess, tokenizer
+
+
+@contextlib.contextmanager
+def _hub_offline(enabled: bool) -> Iterator[None]:
+    """Make huggingface_hub offline for the block (a missing download then fails in ~0.02 s, not ~57 s).
+
+    huggingface_hub reads ``HF_HUB_OFFLINE`` once, at import: the variable alone only works when set
+    before the first import (the CLI sets it while parsing ``--offline``). If the hub is already imported
+    its constant is switched too, and both are restored afterwards. Cached weights still load.
+    """
+    if not enabled:
+        yield
+        return
+    saved_env = os.environ.get("HF_HUB_OFFLINE")
+    constants = sys.modules.get("huggingface_hub.constants")
+    saved_constant = getattr(constants, "HF_HUB_OFFLINE", None)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved_env
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = saved_constant
+
+
+@contextlib.contextmanager
+def _held_root_log() -> Iterator[None]:
+    """Hold root-logger records for the block; replay them if it succeeds, drop them if it raises.
+
+    open_clip logs a download failure with ``logging.error`` and then raises the same text; our
+    ``ModelLoadError`` already carries it, so the log line would only make the CLI's error two lines.
+    Only applies while the root logger has no handlers (records would go to ``logging.lastResort``).
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    held: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = held.append  # type: ignore[method-assign]
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    for record in held:  # success: pass them on as if never held
+        logging.getLogger(record.name).handle(record)
 
 
 def _strip_prefix(state: dict, prefixes: Sequence[str]) -> dict:
@@ -252,6 +310,7 @@ class CheckpointInfo:
     method: str  # zeroshot | ft | lp | lpft | flyp | baseline
     classnames: list[str]  # head classes, in head row order
     extra: dict  # hyper-parameters, training curves, etc.
+    zeroshot_identity: dict | None = None  # zeroshot_identity() of the theta_0 it started from; eval checks it
 
 
 def save_classifier(classifier: nn.Module, path: str | os.PathLike, info: CheckpointInfo) -> str:
@@ -276,10 +335,81 @@ def save_classifier(classifier: nn.Module, path: str | os.PathLike, info: Checkp
         "sha256": digest,
         "extra": info.extra,
     }
+    if info.zeroshot_identity is not None:
+        meta["zeroshot_identity"] = info.zeroshot_identity
     tmp_json = path.with_name(path.name + ".json.tmp")
     tmp_json.write_text(json.dumps(meta, indent=1))
     os.replace(tmp_json, path.with_name(path.name + ".json"))
     return digest
+
+
+# ------------------------------------------------------------------------------ theta_0 identity
+def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 of a state dict's tensors, independent of file format and device.
+
+    Keys in sorted order; per tensor its key, dtype and shape (as JSON) then its raw bytes. Bitwise-equal
+    weights give equal digests whichever file (safetensors, torch) or device they came from.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(json.dumps([key, str(tensor.dtype).removeprefix("torch."), list(tensor.shape)]).encode() + b"\0")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _json_sha256(value) -> str:
+    return hashlib.sha256(json.dumps(value, ensure_ascii=False).encode()).hexdigest()
+
+
+def zeroshot_identity(model: nn.Module, zeroshot: ImageClassifier, classnames: Sequence[str], templates: Sequence[str]) -> dict:
+    """The identity of a zero-shot classifier theta_0, recorded in fine-tuned checkpoints and checked by eval.
+
+    ``weights_sha256`` identifies theta_0 itself (image tower + head; the digest of the two parts'
+    ``state_sha256``). The head's inputs are identified too (text tower with the logit scale, class names,
+    templates) so a mismatch can say what differs, and so a head rebuilt from identical inputs that
+    differs only in its last bits (another CPU's float summation order) is recognised as the same start.
+
+    Args:
+        model: the open_clip model the head was built from (its non-``visual.`` weights are the text side).
+        zeroshot: the zero-shot ``ImageClassifier``.
+        classnames: the head's class names, in row order.
+        templates: the templates the head was built with.
+    """
+    state = zeroshot.state_dict()
+    image_encoder = state_sha256({k: v for k, v in state.items() if k.startswith("image_encoder.")})
+    head = state_sha256({k: v for k, v in state.items() if k.startswith("head.")})
+    return {
+        "weights_sha256": _json_sha256({"image_encoder": image_encoder, "head": head}),
+        "image_encoder_sha256": image_encoder,
+        "head_sha256": head,
+        "text_sha256": state_sha256({k: v for k, v in model.state_dict().items() if not k.startswith("visual.")}),
+        "classnames_sha256": _json_sha256(list(classnames)),
+        "templates_sha256": _json_sha256(list(templates)),
+        "n_classes": len(classnames),
+        "n_templates": len(templates),
+    }
+
+
+def zeroshot_mismatch(recorded: Mapping, current: Mapping) -> str | None:
+    """What differs between two ``zeroshot_identity`` records, or ``None`` when they are the same start.
+
+    Identical image towers with identical head inputs (text tower, class names, templates) count as the
+    same start even if the head's bits differ: the head is recomputed, and float summation order may vary
+    between machines and thread counts.
+    """
+    if recorded.get("weights_sha256") == current.get("weights_sha256"):
+        return None
+    differs = []
+    if recorded.get("image_encoder_sha256") != current.get("image_encoder_sha256"):
+        differs.append("image-tower weights")
+    if recorded.get("text_sha256") != current.get("text_sha256"):
+        differs.append("text-tower weights (so the head)")
+    if recorded.get("classnames_sha256") != current.get("classnames_sha256"):
+        differs.append(f"head class names ({recorded.get('n_classes', '?')} recorded, {current.get('n_classes', '?')} now)")
+    if recorded.get("templates_sha256") != current.get("templates_sha256"):
+        differs.append(f"head templates ({recorded.get('n_templates', '?')} recorded, {current.get('n_templates', '?')} now)")
+    return ", ".join(differs) + " differ" if differs else None
 
 
 def read_checkpoint_info(path: str | os.PathLike) -> dict:
