@@ -251,7 +251,7 @@ def cmd_finetune(args) -> int:
 
 def cmd_eval(args) -> int:
     from .datasets import head_classnames_for, resolve, templates_for
-    from .evaluate import EvalConfig, MethodSpec, linear_is_valid
+    from .evaluate import EvalConfig, MethodSpec, linear_is_valid, rank_world
     from .finetune import init_distributed
     from .models import build_classifier, build_zeroshot_head, load_state_dict, read_checkpoint_info, sha256_file
     from .pipeline import build_store
