@@ -271,23 +271,29 @@ def fit_linear_probe(
 
 
 # ------------------------------------------------------------------------------------ resume files
-def _load_resume(path: Path | None, module: nn.Module, optimizer) -> tuple[int, list]:
-    """Restore module + optimizer from ``path`` (weights_only); returns (epochs done, history)."""
+def _load_resume(path: Path | None, module: nn.Module, optimizer) -> tuple[int, list, object]:
+    """Restore module + optimizer from ``path`` (weights_only); returns (epochs done, history, saved RNG state or None)."""
     if path is None or not path.exists():
-        return 0, []
+        return 0, [], None
     state = torch.load(path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    return int(state["epoch"]), list(state["history"])
+    return int(state["epoch"]), list(state["history"]), state.get("rng")
 
 
-def _save_resume(path: Path | None, module: nn.Module, optimizer, epoch: int, history: list) -> None:
-    """Write the end-of-epoch state atomically (temp file + os.replace)."""
+def _save_resume(path: Path | None, module: nn.Module, optimizer, epoch: int, history: list, rng=None) -> None:
+    """Write the end-of-epoch state atomically (temp file + rename), with the RNG state the next epoch
+    starts from (augmentation / caption draws), so a resumed run continues exactly as an uninterrupted one."""
+    from .store import _publish
+
     if path is None:
         return
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history}, tmp)
-    os.replace(tmp, path)
+    state = {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history}
+    if rng is not None:
+        state["rng"] = rng
+    torch.save(state, tmp)
+    _publish(tmp, path)  # through the store's fault-injection hook (tests/test_faults.py)
 
 
 # ------------------------------------------------------------------------------------ FT / LP-FT
@@ -319,9 +325,11 @@ def train_classifier(
     workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
     steps_per_epoch = len(_global_batches(len(dataset), config.batch_size, config.seed, 0))
     total = steps_per_epoch * config.epochs
-    start_epoch, history = _load_resume(resume_path, classifier, optimizer)
+    start_epoch, history, rng_state = _load_resume(resume_path, classifier, optimizer)
     step = start_epoch * steps_per_epoch
     generator = torch.Generator(device=device).manual_seed(config.seed * 7919 + start_epoch)
+    if rng_state is not None:
+        generator.set_state(rng_state)  # where the uninterrupted run's augmentation stream stood
     for epoch in range(start_epoch, config.epochs):
         train_mode(model, freeze_bn)
         batches, global_sizes = _rank_batches(len(dataset), config.batch_size, config.seed, epoch)
@@ -348,7 +356,7 @@ def train_classifier(
         total_loss, total_right, seen = _sum_over_ranks([total_loss, total_right, seen], device)
         history.append({"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "train_accuracy": total_right / max(seen, 1)})
         if rank == 0:
-            _save_resume(resume_path, classifier, optimizer, epoch + 1, history)
+            _save_resume(resume_path, classifier, optimizer, epoch + 1, history, generator.get_state())
     classifier.eval()
     return classifier, {"history": history, "freeze_bn": freeze_bn, "steps": total}
 
@@ -418,8 +426,10 @@ def contrastive_train(
     workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
     steps_per_epoch = len(_global_batches(len(dataset), config.batch_size, config.seed, 0))
     total = steps_per_epoch * config.epochs
-    start_epoch, history = _load_resume(resume_path, model, optimizer)
+    start_epoch, history, rng_state = _load_resume(resume_path, model, optimizer)
     rng = np.random.default_rng(config.seed + 1000 * start_epoch + rank)
+    if rng_state is not None and world == 1:  # rank 0 saves its own stream; other ranks re-seed as before
+        rng.bit_generator.state = rng_state
     token_cache: dict[str, torch.Tensor] = {}
 
     def tokenize(texts: list[str]) -> torch.Tensor:
@@ -456,7 +466,7 @@ def contrastive_train(
         total_loss, seen = _sum_over_ranks([total_loss, seen], device)
         history.append({"epoch": epoch + 1, "loss": total_loss / max(seen, 1)})
         if rank == 0:
-            _save_resume(resume_path, model, optimizer, epoch + 1, history)
+            _save_resume(resume_path, model, optimizer, epoch + 1, history, rng.bit_generator.state)
     model.eval()
     return model, {"history": history, "freeze_bn": freeze_bn, "steps": total}
 

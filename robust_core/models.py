@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .store import sha256_file  # noqa: F401  (torch-free home in store; cli, export and demo import it from here)
+from .store import _publish, sha256_file  # noqa: F401  (sha256_file: torch-free home in store; cli, export and demo import it from here)
 
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
 _registered_local_configs = False
@@ -325,7 +325,7 @@ def save_classifier(classifier: nn.Module, path: str | os.PathLike, info: Checkp
     state = {k: v.detach().cpu().contiguous() for k, v in classifier.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata={"arch": info.arch, "method": info.method})
-    os.replace(tmp, path)
+    _publish(tmp, path)
     digest = sha256_file(path)
     meta = {
         "arch": info.arch,
@@ -339,7 +339,7 @@ def save_classifier(classifier: nn.Module, path: str | os.PathLike, info: Checkp
         meta["zeroshot_identity"] = info.zeroshot_identity
     tmp_json = path.with_name(path.name + ".json.tmp")
     tmp_json.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_json, path.with_name(path.name + ".json"))
+    _publish(tmp_json, path.with_name(path.name + ".json"))
     return digest
 
 

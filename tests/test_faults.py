@@ -170,3 +170,35 @@ def test_a_really_full_disk_gives_one_line_then_resumes_once_space_is_freed(job,
         _assert_equal(open_store(out), reference)
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["ft", "flyp"])
+def test_finetune_killed_after_an_epoch_resumes_to_the_uninterrupted_weights(tmp_path, method):
+    """SIGKILL right after epoch 2's resume file is published; the re-run finishes epoch 3 from it, with the
+    saved RNG stream (augmentation for FT, caption draws for FLYP), to exactly the uninterrupted weights."""
+    from robust_core.models import load_state_dict
+
+    clip_workspace(tmp_path, ("train",))
+
+    def finetune(out, fault=None):
+        env = {k: v for k, v in os.environ.items() if k != "ROBUST_FAULT_AT"}
+        env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        if fault:
+            env["ROBUST_FAULT_AT"] = fault
+        cmd = [sys.executable, "-m", "robust_core", "finetune", "--arch", TINY_ARCH, "--checkpoint", str(tmp_path / "clip.safetensors")]
+        cmd += ["--workers", "0", "--templates", "simple", "--method", method, "--train", f"toy={tmp_path / 'train'}", "--out", str(out)]
+        cmd += ["--epochs", "3", "--batch-size", "8", "--warmup", "2", "--device", "cpu"] + (["--augment"] if method == "ft" else [])
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+    assert finetune(tmp_path / "ref").returncode == 0
+    # publishes: zeroshot.safetensors (1) and its JSON (2), then one resume file per epoch (3, 4, 5)
+    killed = finetune(tmp_path / "run", "4:kill")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (tmp_path / "run" / f"{method}.resume.pt").exists() and not (tmp_path / "run" / f"{method}.safetensors").exists()
+    resumed = finetune(tmp_path / "run")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = load_state_dict(tmp_path / "ref" / f"{method}.safetensors"), load_state_dict(tmp_path / "run" / f"{method}.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
