@@ -1029,6 +1029,8 @@ def list_stores(root: str | os.PathLike) -> list[Path]:
         return []
     found = []
     for child in sorted(root.iterdir()):
+        if child.name.startswith("."):
+            continue  # a rebuild's staging folder or a swap's leftover, not a run of its own
         if child.is_dir() and ((child / "manifest.json").exists() or (child / "run_config.json").exists()):
             found.append(child)
     return found

@@ -174,3 +174,13 @@ def test_a_kill_between_the_two_renames_of_a_swap_is_recovered(built, tmp_path, 
     store_mod.recover_swap(final)  # what the next eval / demo run does first
     assert (final / "marker").read_text() == "new" and open_store(final).methods == store.methods
     assert not (tmp_path / ".live.old").exists() and not new.exists()
+
+
+def test_staging_and_leftover_folders_are_not_listed_as_runs(built, tmp_path):
+    from robust_core.store import list_stores
+
+    tmp, store, _ = built
+    _copy(store.path, tmp_path / "run")
+    _copy(store.path, tmp_path / ".run.staging")
+    _copy(store.path, tmp_path / ".run.old")
+    assert [p.name for p in list_stores(tmp_path)] == ["run"]
