@@ -373,6 +373,8 @@ class RunView:
         """
         if not self.is_imagenet or shift not in ("imagenet-r", "imagenet-a", "objectnet"):
             return None
+        if not self.store.has_full_logits(method):
+            return None  # --store-logits topk: the class-subset x axis needs every alpha's full ImageNet logits
         from .datasets import get_spec, projection_for
 
         project = projection_for(get_spec(shift))
@@ -564,12 +566,12 @@ class RunView:
             for ds in self.store.datasets:
                 labels = self.labels(ds)
                 zs, ft = self.predictions(method, ds, 0), self.predictions(method, ds, -1)
-                logits = self.store.logits(method, ds)
+                first, last = self.store.endpoint_logits(method, ds)
                 row = {
                     "dataset": ds,
                     "prediction diversity": metrics.prediction_diversity(zs, ft, labels),
                     "1 - Cohen's κ": metrics.cohen_kappa_complement(zs, ft, len(self.store.classnames(ds))),
-                    "KL(zero-shot ‖ fine-tuned)": metrics.mean_kl(logits[0], logits[-1]),
+                    "KL(zero-shot ‖ fine-tuned)": metrics.mean_kl(first, last),
                     "1 - CKA": np.nan,
                 }
                 if self.store.has_features(method, ds):

@@ -105,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--logits-dtype", default="float16", choices=["float16", "float32"])
     p.add_argument("--chunk-batches", type=int, default=8, help="decoded batches kept on device per alpha sweep")
     p.add_argument("--feature-rows", type=int, default=2000, help="features kept per set for CKA (0 = none)")
+    p.add_argument(
+        "--store-logits",
+        default="full",
+        choices=["full", "topk"],
+        help="full: every alpha's logits; topk: top-3 classes and logits per alpha plus full logits at alpha 0 and 1 "
+        "(for 21k-class heads or many seeds; the ImageNet class-subset x axis of ImageNet-R/A/ObjectNet then needs a full store)",
+    )
     p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10/STL-10")
     p.add_argument(
         "--force",
@@ -340,6 +347,7 @@ def cmd_eval(args) -> int:
             chunk_batches=args.chunk_batches,
             num_workers=args.workers,
             feature_rows=args.feature_rows,
+            store_logits=args.store_logits,
             amp=args.amp,
             device=args.device,
         ),

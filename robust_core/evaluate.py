@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .datasets import EvalSet
-from .store import StoreWriter
+from .store import TOPK, StoreWriter, _topk
 from .wise import InPlaceInterpolator, check_compatible
 
 
@@ -61,6 +61,7 @@ class EvalConfig:
     amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     progress: bool = True
+    store_logits: str = "full"  # full | topk: top-3 per alpha + full logits at alpha 0 and 1 only (21k classes, many seeds)
     shard_wait_s: float | None = None  # torchrun: how long rank 0 waits for the other ranks' slices (None: as long as they run)
 
 
@@ -170,9 +171,13 @@ def _evaluate_slice(classifier, methods, baselines, evalset, start, stop, writer
     feat_idx = feat_idx[(feat_idx >= start) & (feat_idx < stop)]
     dim = classifier.head.weight.shape[1]
     feat_methods = [s.name for s in methods if s.features and not s.linear and config.feature_rows > 0]
+    if config.store_logits not in ("full", "topk"):
+        raise ValueError(f"store_logits must be 'full' or 'topk', not {config.store_logits!r}.")
+    topk_only = config.store_logits == "topk"
     layout = {
         "n_classes": n_classes,
-        "logits": {s.name: [len(s.alphas), n_classes] for s in methods},
+        "logits": {s.name: [2 if topk_only else len(s.alphas), n_classes] for s in methods},
+        "top": {s.name: [len(s.alphas), min(TOPK, n_classes)] for s in methods} if topk_only else {},
         "baselines": {b: n_classes for b in baselines},
         "features": {m: [len(feat_idx), dim] for m in feat_methods},
         "feature_rows": len(feat_idx) if feat_methods else 0,
@@ -211,6 +216,17 @@ def _stream_slice(classifier, methods, baselines, evalset, start, stop, shard, f
     def out(t: torch.Tensor) -> np.ndarray:
         return project(t.float()).cpu().numpy()
 
+    def emit(spec: MethodSpec, a_i: int, row: int, values: np.ndarray) -> None:
+        """One alpha's logits of a batch: all of them, or (``store_logits="topk"``) their top-3 and, at the
+        endpoints, the full row (the ensemble curve and KL need those)."""
+        if not shard.layout["top"]:
+            shard.write_logits(spec.name, a_i, row, values)
+            return
+        if a_i in (0, len(spec.alphas) - 1):
+            shard.write_logits(spec.name, 0 if a_i == 0 else 1, row, values)
+        idx, val = _topk(values.astype(shard.dtype))  # from the stored precision, as a full store's top-k is
+        shard.write_top(spec.name, a_i, row, idx, val)
+
     def run_chunk(chunk: list[torch.Tensor], row: int) -> None:
         """Every model over the decoded chunk; ``row`` is the chunk's first row within the slice."""
         offsets = np.cumsum([row] + [len(x) for x in chunk])
@@ -227,7 +243,7 @@ def _stream_slice(classifier, methods, baselines, evalset, start, stop, shard, f
                 for a_i, alpha in enumerate(spec.alphas):
                     w, b = torch.lerp(w0, w1, alpha), torch.lerp(b0, b1, alpha)
                     for f, r in zip(feats_lin, offsets):
-                        shard.write_logits(spec.name, a_i, int(r), out(f @ w.T + b))
+                        emit(spec, a_i, int(r), out(f @ w.T + b))
         for spec in methods:  # end-to-end methods: theta(alpha) set in place, every alpha over the chunk
             if spec.linear:
                 continue
@@ -238,7 +254,7 @@ def _stream_slice(classifier, methods, baselines, evalset, start, stop, shard, f
                 for x, r in zip(chunk, offsets):
                     with autocast_for(device, config.amp):
                         f = classifier.image_encoder(x)
-                    shard.write_logits(spec.name, a_i, int(r), out(classifier.head(f.float())))  # head in fp32
+                    emit(spec, a_i, int(r), out(classifier.head(f.float())))  # head in fp32
                     if alpha in (0.0, 1.0) and spec.name in feat_methods:
                         lo, hi = np.searchsorted(feat_idx, [start + r, start + r + len(x)])
                         if hi > lo:

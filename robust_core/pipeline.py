@@ -88,6 +88,7 @@ def build_store(
         "baselines": sorted(baselines or {}),
         "provenance": provenance,
         "logits_dtype": logits_dtype,
+        "store_logits": eval_config.store_logits if eval_config else "full",
     }
     final = Path(out)
     rank, world = rank_world()
@@ -127,7 +128,15 @@ def build_store(
             }
             for e in evalsets
         },
-        "methods": {m.name: {"alphas": list(m.alphas), "linear": m.linear, **m.info} for m in methods},
+        "methods": {
+            m.name: {
+                "alphas": list(m.alphas),
+                "linear": m.linear,
+                **m.info,
+                **({"logits_stored": "endpoints"} if run_config["store_logits"] == "topk" else {}),
+            }
+            for m in methods
+        },
         "baselines": baseline_info or {k: {} for k in (baselines or {})},
         "provenance": {
             **provenance,

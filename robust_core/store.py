@@ -107,6 +107,7 @@ MANIFEST_SCHEMA = {
                 "properties": {
                     "alphas": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 1},
                     "logits_alphas": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+                    "logits_stored": {"enum": ["full", "endpoints"]},
                     "role": {"enum": ["wise", "point"]},
                     "label": {"type": "string"},
                     "linear": {"type": "boolean"},
@@ -240,6 +241,11 @@ def atomic_write_parquet(path: Path, frame) -> None:
     _publish(tmp, path)
 
 
+def _index_dtype(n_classes: int):
+    """int16 class indices up to 32767 classes (ImageNet included), int32 beyond (21k heads)."""
+    return np.int16 if n_classes <= np.iinfo(np.int16).max else np.int32
+
+
 def _rows_per_block(n_classes: int, budget_bytes: int = 64 * 2**20) -> int:
     """Rows of float32 logits that fit ``budget_bytes``: every pass over a store's logits works in such blocks,
     so memory stays flat in the set size (and in the class count: 21k classes give ~800-row blocks)."""
@@ -256,7 +262,7 @@ def _topk(logits: np.ndarray, k: int = TOPK, chunk: int | None = None) -> tuple[
     chunk = chunk or _rows_per_block(flat.shape[-1])
     k = min(k, flat.shape[-1])
     # int16 / float16 halve the size for <= 32767 classes (ImageNet included); margins need no more precision
-    idx = np.empty((flat.shape[0], k), np.int16 if flat.shape[-1] <= np.iinfo(np.int16).max else np.int32)
+    idx = np.empty((flat.shape[0], k), _index_dtype(flat.shape[-1]))
     val = np.empty((flat.shape[0], k), np.float16)
     for s in range(0, flat.shape[0], chunk):
         block = np.asarray(flat[s : s + chunk], dtype=np.float32)
@@ -445,6 +451,9 @@ class ShardWriter:
         lay = self.layout
         files = {f"logits.{m}.npy": (self.dtype, (a, self.rows, c)) for m, (a, c) in lay["logits"].items()}
         files.update({f"baseline.{b}.npy": (self.dtype, (self.rows, cb)) for b, cb in lay["baselines"].items()})
+        for m, (a, k) in lay.get("top", {}).items():
+            files[f"topk.{m}.npy"] = (np.dtype(_index_dtype(lay["n_classes"])), (a, self.rows, k))
+            files[f"topv.{m}.npy"] = (np.dtype(np.float16), (a, self.rows, k))
         files.update({f"features.{m}.npy": (np.dtype(np.float16), (2, md[0], md[1])) for m, md in lay["features"].items()})
         if lay["features"]:
             files["features_index.npy"] = (np.dtype(np.int64), (lay["feature_rows"],))
@@ -470,6 +479,13 @@ class ShardWriter:
         """Rows [row, row + len(values)) of this slice for one alpha (values (b, C))."""
         _, _, shape = self._fd(f"logits.{method}.npy")
         self._pwrite(f"logits.{method}.npy", (alpha_index * shape[1] + row) * shape[2], values, self.dtype)
+
+    def write_top(self, method: str, alpha_index: int, row: int, idx: np.ndarray, val: np.ndarray) -> None:
+        """Top-k classes and their logits of rows [row, row + len(idx)) for one alpha (``store_logits="topk"``)."""
+        _, _, shape = self._fd(f"topk.{method}.npy")
+        at = (alpha_index * shape[1] + row) * shape[2]
+        self._pwrite(f"topk.{method}.npy", at, idx, _index_dtype(self.layout["n_classes"]))
+        self._pwrite(f"topv.{method}.npy", at, val, np.float16)
 
     def write_baseline(self, name: str, row: int, values: np.ndarray) -> None:
         _, _, shape = self._fd(f"baseline.{name}.npy")
@@ -555,6 +571,9 @@ class StoreWriter:
         layout = json.loads((dirs[0] / "progress.json").read_text())["layout"]
         targets = {f"logits.{m}.npy": (f"logits/{m}/{dataset}.npy", 1) for m in layout["logits"]}
         targets.update({f"baseline.{b}.npy": (f"baselines/{b}/{dataset}.npy", 0) for b in layout["baselines"]})
+        for m in layout.get("top", {}):
+            targets[f"topk.{m}.npy"] = (f"topk/{m}/{dataset}.npy", 1)
+            targets[f"topv.{m}.npy"] = (f"topv/{m}/{dataset}.npy", 1)
         if layout["features"]:
             targets.update({f"features.{m}.npy": (f"features/{m}/{dataset}.npy", 1) for m in layout["features"]})
             targets["features_index.npy"] = (f"features/index/{dataset}.npy", 0)
@@ -621,6 +640,8 @@ class StoreWriter:
                 if not (self.path / "logits" / method / f"{ds}.npy").exists():
                     raise StoreError(f"Cannot finalize {method}/{ds}: its logits were never computed.")
         store_topk = not compact or max(len(d["classnames"]) for d in datasets.values()) > DERIVED_TOPK_MAX_CLASSES
+        if compact and any(info.get("logits_stored") == "endpoints" for info in methods.values()):
+            raise StoreError("A compact store keeps full logits; it cannot be combined with --store-logits topk.")
         rows = []
         for ds, dinfo in datasets.items():
             labels = np.load(self.path / "labels" / f"{ds}.npy")
@@ -628,6 +649,10 @@ class StoreWriter:
             dinfo["n_classes"] = len(dinfo["classnames"])
             for method, info in methods.items():
                 target = self.path / "logits" / method / f"{ds}.npy"
+                if info.get("logits_stored") == "endpoints":  # eval --store-logits topk: top-k streamed, endpoints kept
+                    info["logits_alphas"] = [info["alphas"][0], info["alphas"][-1]]
+                    rows += self._summarise_topk_only(method, ds, info["alphas"], labels)
+                    continue
                 if compact and info.get("linear") and len(info["alphas"]) > 2:
                     endpoints = np.ascontiguousarray(np.load(target, mmap_mode="r")[[0, -1]])
                     atomic_save_npy(target, endpoints)
@@ -692,6 +717,23 @@ class StoreWriter:
         manifest["files"] = _index_files(self.path)
         atomic_write_text(self.path / "manifest.json", json.dumps(manifest, indent=1, default=str))
         return open_store(self.path)
+
+    def _summarise_topk_only(self, method: str, ds: str, alphas: list[float], labels: np.ndarray) -> list[tuple]:
+        """Summary rows of a top-k-only method: theta(alpha) from the stored top-1, the ensemble from the endpoints."""
+        top1 = np.load(self.path / "topk" / method / f"{ds}.npy", mmap_mode="r")
+        rows = []
+        for a_i, alpha in enumerate(alphas):
+            rows.append((method, "wise", alpha, ds, int((np.asarray(top1[a_i, :, 0]) == labels).sum()), len(labels)))
+        del top1
+        grid = _GridRows(path=self.path / "logits" / method / f"{ds}.npy")
+        hits = np.zeros(len(alphas), np.int64)
+        step = _rows_per_block(grid.n_classes)
+        for s in range(0, len(labels), step):
+            l0, l1 = np.asarray(grid.block(0, s, s + step), np.float32), np.asarray(grid.block(1, s, s + step), np.float32)
+            for a_i, alpha in enumerate(alphas):
+                hits[a_i] += int((((1 - alpha) * l0 + alpha * l1).argmax(-1) == labels[s : s + step]).sum())
+        grid.close()
+        return rows + [(method, "ensemble", alpha, ds, int(k), len(labels)) for alpha, k in zip(alphas, hits)]
 
 
 def staging_path(final: str | os.PathLike) -> Path:
@@ -861,6 +903,11 @@ class Store:
 
     def logits(self, method: str, dataset: str) -> np.ndarray:
         """(n_alphas, n, n_classes): a memory map, or (compact linear methods) the grid rebuilt from the endpoints."""
+        if not self.has_full_logits(method):
+            raise StoreError(
+                f"Store {self.name} keeps the logits of {method} at alpha 0 and 1 only (built with --store-logits topk): "
+                "this view needs every alpha's logits. Re-run eval with --store-logits full for it."
+            )
         stored = self._npy(f"logits/{method}/{dataset}.npy")
         if "logits_alphas" not in self.manifest["methods"][method]:
             return stored
@@ -870,6 +917,15 @@ class Store:
             grid.flags.writeable = False
             self._derived[key] = grid
         return self._derived[key]
+
+    def has_full_logits(self, method: str) -> bool:
+        """False for a ``--store-logits topk`` method: top-3 per alpha, full logits at alpha 0 and 1 only."""
+        return self.manifest["methods"][method].get("logits_stored", "full") != "endpoints"
+
+    def endpoint_logits(self, method: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+        """(alpha-0 logits, alpha-1 logits), each (n, n_classes), memory-mapped; every kind of store keeps them."""
+        stored = self._npy(f"logits/{method}/{dataset}.npy")
+        return stored[0], stored[-1]
 
     def logits_at(self, method: str, dataset: str, alpha: float) -> np.ndarray:
         return self.logits(method, dataset)[self.alpha_index(method, alpha)]

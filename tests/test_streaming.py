@@ -147,7 +147,7 @@ def test_torchrun_two_ranks_give_the_single_process_store(tmp_path):
     single = subprocess.run([sys.executable, *args, "--out", str(w / "single")], cwd=ROOT, env=env, capture_output=True, text=True)
     assert single.returncode == 0, single.stderr
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())]
-    multi = subprocess.run([*launcher, *args[1:], "--out", str(w / "ddp")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    multi = subprocess.run([*launcher, *args, "--out", str(w / "ddp")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert multi.returncode == 0, multi.stderr[-3000:]
     a, b = open_store(w / "single"), open_store(w / "ddp")
     assert a.datasets == b.datasets and a.methods == b.methods
@@ -159,3 +159,55 @@ def test_torchrun_two_ranks_give_the_single_process_store(tmp_path):
         )
     assert a.summary()["correct"].tolist() == b.summary()["correct"].tolist()
     assert not (w / "ddp" / "_parts").exists()
+
+
+@pytest.mark.slow
+def test_a_topk_only_store_reads_like_the_full_one_where_it_can(setup, tmp_path, monkeypatch):
+    """eval --store-logits topk: same summary, top-3 and endpoint logits as a full store; views needing
+    every alpha's logits say so; the pages render."""
+    import pandas as pd
+
+    from robust_core.analysis import RunView
+
+    zs, methods, evalset = setup
+    _, preprocess, _ = load_clip(TINY_ARCH)
+    make_image_folder(tmp_path / "shift-data", classes=("dog", "fish"), per_class=6, seed=3)
+    shift = resolve("shift", root=tmp_path / "shift-data", transform=preprocess, head_classnames=["cat", "dog", "fish"])
+
+    def build(out, mode):
+        cfg = dataclasses.replace(CONFIG, store_logits=mode)
+        return build_store(
+            out, zs, methods, [evalset, shift], "id", None, ["shift"], provenance={}, eval_config=cfg, logits_dtype="float32"
+        )
+
+    stores = tmp_path / "stores"
+    full, top = build(stores / "full", "full"), build(stores / "top", "topk")
+    cols = ["method", "kind", "alpha", "dataset", "correct"]
+    assert full.summary()[cols].equals(top.summary()[cols])
+    for m in ("ft", "lp"):
+        for ds in ("id", "shift"):
+            np.testing.assert_array_equal(np.asarray(top.topk(m, ds)), np.asarray(full.topk(m, ds)))
+            np.testing.assert_array_equal(np.asarray(top.topv(m, ds)), np.asarray(full.topv(m, ds)))
+            for a, b in zip(top.endpoint_logits(m, ds), full.endpoint_logits(m, ds)):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        with pytest.raises(StoreError, match="--store-logits full"):
+            top.logits(m, "id")
+    assert (stores / "top" / "logits" / "ft" / "id.npy").stat().st_size < (stores / "full" / "logits" / "ft" / "id.npy").stat().st_size
+    pd.testing.assert_frame_equal(RunView(top).diversity("ft"), RunView(full).diversity("ft"))
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("ROBUST_STORE_ROOT", str(stores))
+    for page in (
+        "pages/explore/tradeoff.py",
+        "pages/explore/effective_robustness.py",
+        "pages/explore/diversity.py",
+        "pages/explore/examples.py",
+    ):
+        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+        app.query_params["run"] = "top"
+        app.run()
+        app.switch_page(page)
+        app.run()
+        assert not app.exception, [str(e.value)[:300] for e in app.exception]
+        assert not app.error, [e.value for e in app.error]
