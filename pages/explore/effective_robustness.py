@@ -28,11 +28,19 @@ if view.is_imagenet:
 zoom = c4.toggle("Zoom on this run's models", value=False, key="er_zoom")
 er = view.er_data(method, target, transform)
 base = er["baseline"]
+subset_axis = view.is_imagenet and target in ("imagenet-r", "imagenet-a", "objectnet")
+if subset_axis and not view.store.has_full_logits(method):
+    subset_axis = False
+    st.info(
+        f"This store keeps the top-3 classes per α for {label} (built with `--store-logits topk`), so the x axis here is "
+        f"full ImageNet, not ImageNet restricted to {target}'s classes, which needs every α's full logits. Re-run `eval` "
+        "with `--store-logits full` for the class-subset axis."
+    )
 overlays = None
 if overlay:
-    from robust_core.reference import SUBSET_SHIFTS, overlay_points
+    from robust_core.reference import overlay_points
 
-    if target in SUBSET_SHIFTS:
+    if subset_axis:
         # Published rows only report full-ImageNet accuracy; this axis is ImageNet on the shift's classes.
         st.info(
             f"Published models are not drawn here and get no ρ on {target}: their sources report only full-ImageNet "
@@ -41,9 +49,7 @@ if overlay:
         )
     else:
         overlays = overlay_points("ood-avg" if target == OOD_AVG else target)
-x_label = view.id
-if view.is_imagenet and target in ("imagenet-r", "imagenet-a", "objectnet"):
-    x_label = f"ImageNet (on {target}'s classes)"
+x_label = f"ImageNet (on {target}'s classes)" if subset_axis else view.id
 fig = session_figure(
     ("er", id(view), method, target, transform, overlay, zoom),
     lambda: er_figure(er, transform, alpha, x_label, target, label, overlays, zoom=zoom),
