@@ -246,42 +246,32 @@ def _index_dtype(n_classes: int):
     return np.int16 if n_classes <= np.iinfo(np.int16).max else np.int32
 
 
-def _rows_per_block(n_classes: int, budget_bytes: int = 64 * 2**20) -> int:
+def _rows_per_block(n_classes: int, budget_bytes: int = 16 * 2**20) -> int:
     """Rows of float32 logits that fit ``budget_bytes``: every pass over a store's logits works in such blocks,
-    so memory stays flat in the set size (and in the class count: 21k classes give ~800-row blocks)."""
+    so memory stays flat in the set size (and in the class count: 1k classes give 4,096-row blocks, 21k give 192)."""
     return max(1, budget_bytes // (4 * max(1, int(n_classes))))
 
 
 def _topk(logits: np.ndarray, k: int = TOPK, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k indices (descending) and values along the last axis, chunked over rows.
+    """Top-k indices (descending) and values along the last axis, in row blocks (memory flat in the row count).
 
-    Ties (common in float16) are broken towards the lower class index, so column 0 equals ``argmax``
-    and every accuracy computed from ``topk`` matches one computed from the logits.
+    k passes of ``argmax`` over a float32 copy of each block, the chosen entry masked after each pass:
+    ties (common in float16) go to the lower class index, so column 0 equals ``argmax`` and every
+    accuracy computed from ``topk`` matches one computed from the logits.
     """
     flat = logits.reshape(-1, logits.shape[-1])
     chunk = chunk or _rows_per_block(flat.shape[-1])
     k = min(k, flat.shape[-1])
-    # int16 / float16 halve the size for <= 32767 classes (ImageNet included); margins need no more precision
     idx = np.empty((flat.shape[0], k), _index_dtype(flat.shape[-1]))
     val = np.empty((flat.shape[0], k), np.float16)
     for s in range(0, flat.shape[0], chunk):
-        block = np.asarray(flat[s : s + chunk], dtype=np.float32)
-        rows = np.arange(len(block))[:, None]
-        top1 = block.argmax(1)
-        rest = block.copy()
-        rest[rows[:, 0], top1] = -np.inf
-        if k > 1:
-            part = (
-                np.argpartition(-rest, k - 2, axis=1)[:, : k - 1] if rest.shape[1] > k - 1 else np.tile(np.arange(k - 1), (len(block), 1))
-            )
-            pv = rest[rows, part]
-            order = np.lexsort((part, -pv), axis=1)  # by value descending, then index ascending
-            part = np.take_along_axis(part, order, axis=1)
-            chosen = np.concatenate([top1[:, None], part], axis=1)
-        else:
-            chosen = top1[:, None]
-        idx[s : s + chunk] = chosen
-        val[s : s + chunk] = block[rows, chosen]
+        block = np.array(flat[s : s + chunk], dtype=np.float32)
+        rows = np.arange(len(block))
+        for j in range(k):
+            col = block.argmax(1)
+            idx[s : s + chunk, j] = col
+            val[s : s + chunk, j] = block[rows, col]
+            block[rows, col] = -np.inf
     return idx.reshape(*logits.shape[:-1], k), val.reshape(*logits.shape[:-1], k)
 
 
