@@ -727,7 +727,9 @@ def print_table(result: dict) -> None:
         f"{result['moves']} moves, {result['ok']} ok, {result['wrong_values']} wrong values, {result['timeouts']} timeouts, "
         f"errors {result['errors']}"
     )
-    cpu = result["cpu_during_moves"] or {}
+    cpu = result["cpu_during_moves"]
+    if cpu is None:
+        return
     print(
         f"latency per move p50 {lat.get('p50')} s, p95 {lat.get('p95')} s, max {lat.get('max')} s; "
         f"request to script_finished p50 {result['latency_s']['request_to_finished'].get('p50')} s; server RSS {rss['start']} -> peak {rss['peak']} MB"
@@ -803,7 +805,9 @@ def main(argv=None) -> dict:
     try:
         asyncio.run(asyncio.wait_for(_drive(args, sessions, base, phase), deadline_s - (time.monotonic() - started) - 10))
     except BaseException as exc:  # noqa: BLE001 - recorded; server and browser are stopped below either way
-        aborted = repr(exc)[:500]
+        aborted = (
+            f"stopped {deadline_s - 10:.0f} s into the run (--deadline less 10 s)" if isinstance(exc, TimeoutError) else repr(exc)[:500]
+        )
         if isinstance(exc, KeyboardInterrupt):
             raise
     finally:
