@@ -139,9 +139,20 @@ def test_slider_moves_numbers_and_url(server, browser):
     for _ in range(4):
         page.keyboard.press("ArrowRight")
     page.wait_for_function("() => window.location.search.includes('alpha=0.9')", timeout=30000)
+    # Wait for the value itself: the "Running..." widget only shows once a run has lasted 500 ms, so its
+    # absence does not mean the rerun is over (bench/load.py measured it missing on most busy moves).
+    from robust_core.analysis import RunView
+    from robust_core.store import open_store
+
+    want = f"{100 * RunView(open_store(ROOT / 'cache' / 'demo')).cards('ft', 0.9)['id']:.1f}%"
+    page.wait_for_function(
+        "(want) => { const m = document.querySelector('[data-testid=\"stMetricValue\"]'); return !!m && m.innerText.trim() === want; }",
+        arg=want,
+        timeout=60000,
+    )
     _settle(page, True)
     after = page.locator('[data-testid="stMetricValue"]').first.inner_text()
-    assert before != after, (before, after)
+    assert before != after and after.strip() == want, (before, after, want)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(SHOTS / "tradeoff-alpha-0.9.png"), full_page=True)
     page.close()
