@@ -94,9 +94,11 @@ def build_store(
     rank, world = rank_world()
     if rank == 0:
         recover_swap(final)
+    if world > 1:
+        torch.distributed.barrier()  # every rank decides from the same folder state below
     finished = _finished_store(final, run_config)
     if finished is not None and not force:
-        return finished  # re-running a finished run is a no-op (use force to rebuild it)
+        return finished if rank == 0 else None  # re-running a finished run is a no-op (use force to rebuild it)
     out = final
     if force and (final / "manifest.json").exists():
         out = staging_path(final)
