@@ -698,6 +698,8 @@ class StoreWriter:
         summary["accuracy"] = metrics.accuracy_from_counts(summary["correct"].to_numpy(), summary["n"].to_numpy())
         atomic_write_parquet(self.path / "summary.parquet", summary)
         shutil.rmtree(self.path / "_parts", ignore_errors=True)
+        for stale in self.path.rglob("*.tmp"):  # temporary files of killed writers (named by their pid); all ranks are done
+            stale.unlink(missing_ok=True)
 
         manifest["schema_version"] = SCHEMA_VERSION
         manifest.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
