@@ -15,18 +15,21 @@ Layout (all arrays plain ``.npy``, memory-mappable, written with ``allow_pickle=
       features/index/<dataset>.npy       int64 (m,) which examples those rows are
       summary.parquet                    accuracy per (method, kind, alpha, dataset); kind wise|ensemble|baseline
       examples.parquet                   optional per-example table (dataset, index, label, png thumbnail)
-      _parts/                            per-(method, dataset, alpha) logits while a run is in progress
+      _parts/<dataset>/<start>-<stop>/   while a run is in progress: one slice of a set (a rank's share),
+                                         streamed into preallocated files with a progress record (``ShardWriter``)
 
 Compact stores (``finalize(compact=True)``, the demo) keep fewer bytes: no ``topk``/``topv`` files when
 there are at most 256 classes (derived from the logits on first use), linear-probe methods keep only
 their two endpoints (every alpha of a linear head is exactly the output-space ensemble of the
 endpoints, rebuilt on read; the manifest's ``logits_alphas`` says so), and standard models keep only
 their predictions. ``weights/<name>.safetensors`` (optional) hold fp16 endpoint weights referenced by
-the methods' ``checkpoints``.
+the methods' ``checkpoints``. Top-k-only methods (``eval --store-logits topk``, ``"logits_stored":
+"endpoints"``) keep ``topk``/``topv`` for every alpha and full logits at alpha 0 and 1 only.
 
-Every write goes to a temporary file first and is moved into place with ``os.replace``; the manifest
-is written after everything it lists, so a store with a manifest is complete. An interrupted run
-keeps its finished ``_parts`` and the next run with the same configuration skips them.
+Every finished file is written to a temporary file first and moved into place with ``os.replace``
+(slices are preallocated and trusted only up to their fsynced progress record); the manifest is
+written after everything it lists, so a store with a manifest is complete. An interrupted run keeps
+its committed slices and the next run with the same configuration resumes them where they stopped.
 """
 
 from __future__ import annotations
