@@ -346,6 +346,18 @@ class _GridRows:
             self.reader.close()
 
 
+def _ensemble_hits(grid: _GridRows, alphas, labels: np.ndarray, last: int) -> np.ndarray:
+    """Correct predictions of the output-space ensemble (1 - alpha) * l0 + alpha * l1 of the endpoints (grid
+    rows 0 and ``last``) at every alpha, in row blocks (not WiSE-FT: the curve WiSE-FT is compared with)."""
+    hits = np.zeros(len(alphas), np.int64)
+    step = _rows_per_block(grid.n_classes)
+    for s in range(0, len(labels), step):
+        l0, l1 = np.asarray(grid.block(0, s, s + step), np.float32), np.asarray(grid.block(last, s, s + step), np.float32)
+        for a_i, alpha in enumerate(alphas):
+            hits[a_i] += int((((1 - alpha) * l0 + alpha * l1).argmax(-1) == labels[s : s + step]).sum())
+    return hits
+
+
 def _pread_all(fd: int, length: int, offset: int) -> bytes:
     parts = []
     while length > 0:
@@ -657,7 +669,6 @@ class StoreWriter:
                 step = _rows_per_block(n_classes)
                 idx_parts, val_parts = [], []
                 hits = np.zeros(len(info["alphas"]), np.int64)
-                ens = np.zeros(len(info["alphas"]), np.int64)
                 for a_i in range(len(info["alphas"])):
                     i_blocks, v_blocks = [], []
                     for s in range(0, len(labels), step):
@@ -667,12 +678,7 @@ class StoreWriter:
                         hits[a_i] += int((i_b[:, 0] == labels[s : s + step]).sum())
                     idx_parts.append(np.concatenate(i_blocks) if i_blocks else np.zeros((0, min(topk, n_classes)), np.int16))
                     val_parts.append(np.concatenate(v_blocks) if v_blocks else np.zeros((0, min(topk, n_classes)), np.float16))
-                # Output-space ensemble of the two endpoints, on the same grid (not WiSE-FT).
-                for s in range(0, len(labels), step):
-                    l0 = np.asarray(blocks(0, s, s + step), np.float32)
-                    l1 = np.asarray(blocks(len(info["alphas"]) - 1, s, s + step), np.float32)
-                    for a_i, alpha in enumerate(info["alphas"]):
-                        ens[a_i] += int((((1 - alpha) * l0 + alpha * l1).argmax(-1) == labels[s : s + step]).sum())
+                ens = _ensemble_hits(grid, info["alphas"], labels, last=len(info["alphas"]) - 1)
                 grid.close()
                 if store_topk:
                     atomic_save_npy(self.path / "topk" / method / f"{ds}.npy", np.stack(idx_parts))
@@ -721,12 +727,7 @@ class StoreWriter:
             rows.append((method, "wise", alpha, ds, int((np.asarray(top1[a_i, :, 0]) == labels).sum()), len(labels)))
         del top1
         grid = _GridRows(path=self.path / "logits" / method / f"{ds}.npy")
-        hits = np.zeros(len(alphas), np.int64)
-        step = _rows_per_block(grid.n_classes)
-        for s in range(0, len(labels), step):
-            l0, l1 = np.asarray(grid.block(0, s, s + step), np.float32), np.asarray(grid.block(1, s, s + step), np.float32)
-            for a_i, alpha in enumerate(alphas):
-                hits[a_i] += int((((1 - alpha) * l0 + alpha * l1).argmax(-1) == labels[s : s + step]).sum())
+        hits = _ensemble_hits(grid, alphas, labels, last=1)
         grid.close()
         return rows + [(method, "ensemble", alpha, ds, int(k), len(labels)) for alpha, k in zip(alphas, hits)]
 
