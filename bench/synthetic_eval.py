@@ -23,9 +23,10 @@ from torch.utils.data import Dataset
 sys.path.insert(0, os.environ.get("ROBUST_CODE") or str(Path(__file__).resolve().parent.parent))  # --code of the benchmarks
 
 from robust_core.datasets import EvalSet  # noqa: E402
-from robust_core.evaluate import EvalConfig, MethodSpec, rank_world  # noqa: E402
+from robust_core.evaluate import EvalConfig, MethodSpec  # noqa: E402
 from robust_core.models import ClassificationHead, build_classifier, load_clip  # noqa: E402
 from robust_core.pipeline import build_store  # noqa: E402
+from robust_core.runtime import rank_world  # noqa: E402
 
 
 def rss(field: str) -> int:

@@ -202,9 +202,9 @@ def _load_base(args):
 
 def cmd_finetune(args) -> int:
     from .datasets import head_classnames_for, resolve, templates_for
-    from .evaluate import rank_world
-    from .finetune import FinetuneConfig, finetune, init_distributed
+    from .finetune import FinetuneConfig, finetune
     from .models import CheckpointInfo, build_classifier, build_zeroshot_head, save_classifier
+    from .runtime import init_distributed, rank_world
     from .templates import get_templates
 
     init_distributed()
@@ -258,10 +258,10 @@ def cmd_finetune(args) -> int:
 
 def cmd_eval(args) -> int:
     from .datasets import head_classnames_for, resolve, templates_for
-    from .evaluate import EvalConfig, MethodSpec, linear_is_valid, rank_world
-    from .finetune import init_distributed
+    from .evaluate import EvalConfig, MethodSpec, linear_is_valid
     from .models import build_classifier, build_zeroshot_head, load_state_dict, read_checkpoint_info, sha256_file
     from .pipeline import build_store
+    from .runtime import init_distributed, rank_world
     from .templates import get_templates
     from .wise import check_compatible, parse_alphas
 

@@ -15,8 +15,6 @@ rank 0 waits for all slices and assembles the store.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +25,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .datasets import EvalSet
+from .runtime import autocast_for, pick_device, rank_world, shard_bounds, workers_for
 from .store import TOPK, StoreWriter, _topk
 from .wise import InPlaceInterpolator, check_compatible
 
@@ -65,21 +64,6 @@ class EvalConfig:
     shard_wait_s: float | None = None  # torchrun: how long rank 0 waits for the other ranks' slices (None: as long as they run)
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def autocast_for(device: torch.device, amp: str):
-    if device.type != "cuda" or amp == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    return torch.autocast("cuda", dtype=dtype)
-
-
 def linear_is_valid(theta_zeroshot: dict, theta_finetuned: dict) -> bool:
     """True when the two classifiers differ only in the head (the encoder was frozen)."""
     for key, t0 in theta_zeroshot.items():
@@ -90,23 +74,11 @@ def linear_is_valid(theta_zeroshot: dict, theta_finetuned: dict) -> bool:
     return True
 
 
-def rank_world() -> tuple[int, int]:
-    """(rank, world size) under torchrun, (0, 1) otherwise."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def feature_index(n: int, rows: int) -> np.ndarray:
     """Evenly spaced example indices for the stored feature subsample (deterministic)."""
     if rows <= 0 or n == 0:
         return np.zeros(0, np.int64)
     return np.unique(np.linspace(0, n - 1, min(rows, n)).round().astype(np.int64))
-
-
-def shard_bounds(n: int, world: int) -> list[tuple[int, int]]:
-    """Contiguous, near-equal slices of ``range(n)``, one per rank (uneven sizes differ by at most one)."""
-    return [(n * r // world, n * (r + 1) // world) for r in range(world)]
 
 
 @torch.no_grad()
@@ -141,7 +113,7 @@ def evaluate_alpha_grid(
         check_compatible(classifier.state_dict(), spec.theta_finetuned)
         if spec.linear and not linear_is_valid(spec.theta_zeroshot, spec.theta_finetuned):
             raise ValueError(f"Method {spec.name} is marked linear but its encoder weights differ from zero-shot.")
-    workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
+    workers = workers_for(device, config.num_workers)
     for evalset in evalsets:
         start, stop = shard_bounds(len(evalset.dataset), world)[rank]
         if writer.shard_done(evalset.name, start, stop):
@@ -287,7 +259,7 @@ def evaluate_per_alpha(classifier, spec: MethodSpec, evalset: EvalSet, config: E
 
     config = config or EvalConfig()
     device = pick_device(config.device)
-    workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
+    workers = workers_for(device, config.num_workers)
     project = evalset.projection or (lambda t: t)
     out = {}
     for alpha in spec.alphas:

@@ -44,8 +44,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .evaluate import autocast_for, pick_device, rank_world
 from .models import ClassificationHead, ImageClassifier, build_zeroshot_head
+from .runtime import autocast_for, pick_device, rank_world, shard_bounds, workers_for
 
 METHODS = ("ft", "lp", "lpft", "flyp", "ft-random-head")
 
@@ -99,23 +99,6 @@ def train_mode(module: nn.Module, freeze_bn: bool) -> None:
                 m.eval()
 
 
-def init_distributed() -> bool:
-    """Initialise torch.distributed when launched by torchrun (WORLD_SIZE > 1). Returns True if so."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    if not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return True
-
-
-def _shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
-    """``[lo, hi)`` of rank ``rank``'s contiguous slice of ``n`` items (slice sizes differ by at most one)."""
-    return n * rank // world, n * (rank + 1) // world
-
-
 def _global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """One epoch's *global* batches: a permutation seeded by ``(seed, epoch)`` cut into ``batch_size`` chunks.
 
@@ -152,7 +135,7 @@ def _rank_batches(n: int, batch_size: int, seed: int, epoch: int, equal_slices: 
         batches = [b[: len(b) - len(b) % world] for b in batches]
     slices = []
     for batch in batches:
-        lo, hi = _shard_bounds(len(batch), rank, world)
+        lo, hi = shard_bounds(len(batch), world)[rank]
         slices.append(batch[lo:hi])
     return slices, [len(b) for b in batches]
 
@@ -217,8 +200,8 @@ def extract_features(encoder: nn.Module, dataset: Dataset, config: FinetuneConfi
     device = pick_device(config.device)
     rank, world = rank_world()
     encoder = encoder.to(device).eval()
-    workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
-    lo, hi = _shard_bounds(len(dataset), rank, world)
+    workers = workers_for(device, config.num_workers)
+    lo, hi = shard_bounds(len(dataset), world)[rank]
     shard = dataset if world == 1 else torch.utils.data.Subset(dataset, range(lo, hi))
     loader = DataLoader(shard, batch_size=512, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda")
     feats, labels = [], []
@@ -322,7 +305,7 @@ def train_classifier(
         model = nn.parallel.DistributedDataParallel(classifier, device_ids=[device.index] if device.type == "cuda" else None)
     params = [p for p in classifier.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
+    workers = workers_for(device, config.num_workers)
     steps_per_epoch = len(_global_batches(len(dataset), config.batch_size, config.seed, 0))
     total = steps_per_epoch * config.epochs
     start_epoch, history, rng_state = _load_resume(resume_path, classifier, optimizer)
@@ -341,7 +324,7 @@ def train_classifier(
                 group["lr"] = cosine_lr(step, total, config.lr, config.warmup_steps)
             images, labels = images.to(device, non_blocking=True), torch.as_tensor(labels).to(device)
             if config.augment:  # draws for the whole global batch, keeps this rank's slice: same as on 1 rank
-                images = _augment(images, generator, offset=_shard_bounds(global_size, rank, world)[0], total=global_size)
+                images = _augment(images, generator, offset=shard_bounds(global_size, world)[rank][0], total=global_size)
             with autocast_for(device, config.amp):
                 logits = model(images)
             loss_sum = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing, reduction="sum")
@@ -423,7 +406,7 @@ def contrastive_train(
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr
     )
-    workers = config.num_workers if config.num_workers is not None else (8 if device.type == "cuda" else 2)
+    workers = workers_for(device, config.num_workers)
     steps_per_epoch = len(_global_batches(len(dataset), config.batch_size, config.seed, 0))
     total = steps_per_epoch * config.epochs
     start_epoch, history, rng_state = _load_resume(resume_path, model, optimizer)

@@ -14,7 +14,8 @@ from torch.utils.data import Dataset
 
 from . import __version__
 from .datasets import EvalSet
-from .evaluate import EvalConfig, MethodSpec, evaluate_alpha_grid, rank_world, shard_bounds, wait_for_slices
+from .evaluate import EvalConfig, MethodSpec, evaluate_alpha_grid, wait_for_slices
+from .runtime import rank_world, shard_bounds
 from .store import Store, StoreWriter, recover_swap, same_run, staging_path, swap_in
 
 

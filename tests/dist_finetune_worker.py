@@ -65,7 +65,7 @@ def run(name: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], di
 def main(out: Path) -> None:
     from safetensors.torch import save_file
 
-    from robust_core.finetune import init_distributed
+    from robust_core.runtime import init_distributed
 
     init_distributed()
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0

@@ -14,9 +14,10 @@ import torch
 from conftest import TINY_ARCH, clip_workspace, make_image_folder
 
 from robust_core.datasets import resolve
-from robust_core.evaluate import EvalConfig, MethodSpec, evaluate_alpha_grid, shard_bounds
+from robust_core.evaluate import EvalConfig, MethodSpec, evaluate_alpha_grid
 from robust_core.models import build_classifier, build_zeroshot_head, load_clip
 from robust_core.pipeline import build_store
+from robust_core.runtime import shard_bounds
 from robust_core.store import StoreError, StoreWriter, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
