@@ -192,9 +192,13 @@ class RunView:
             out[f"{key}_vs_finetuned"] = out[key] - float(wise.iloc[-1][col])
             if col == OOD_AVG and not self.shifts:
                 continue
-            # paired 95% intervals (accuracy points) of the two differences
-            out[f"{key}_vs_zeroshot_ci"] = self.interval(method, a, col, "zero-shot")
-            out[f"{key}_vs_finetuned_ci"] = self.interval(method, a, col, "fine-tuned")
+            # paired 95% intervals (accuracy points) of the two differences; the card shows the interval's own
+            # estimate, so a card and the sentence beside it never round one difference two ways (-2.05 pts)
+            for ref, name in (("zeroshot", "zero-shot"), ("finetuned", "fine-tuned")):
+                iv = self.interval(method, a, col, name)
+                out[f"{key}_vs_{ref}_ci"] = iv
+                if iv is not None and iv.estimate == iv.estimate:
+                    out[f"{key}_vs_{ref}"] = iv.estimate / 100
         return out
 
     # ------------------------------------------------------------------------ paired evidence

@@ -351,3 +351,21 @@ def test_independent_difference_of_proportions_bool_shortcut_matches_float_path(
     slow = evidence.mean_difference(a.astype(float), b.astype(float), paired=False)
     assert fast.estimate == pytest.approx(0.1)
     assert fast.low == pytest.approx(slow.low, abs=0.01) and fast.high == pytest.approx(slow.high, abs=0.01)
+
+
+def test_a_card_and_its_sentence_round_one_difference_the_same_way():
+    """The demo at FT alpha 0.9 has an OOD-avg difference of exactly -2.05 points: the card's delta and the
+    sentence beside it must both come from the interval's estimate (they said -2.1 and 2.0 before)."""
+    from pathlib import Path
+
+    from robust_core.analysis import RunView
+    from robust_core.store import open_store
+
+    view = RunView(open_store(Path(__file__).resolve().parent.parent / "cache" / "demo"))
+    for alpha in (0.3, 0.6, 0.9):
+        cards = view.cards("ft", alpha)
+        for key, sentence in zip(
+            ("id_vs_zeroshot", "id_vs_finetuned", "ood_vs_zeroshot", "ood_vs_finetuned"), view.narrate_tradeoff("ft", alpha)
+        ):
+            shown = f"{abs(100 * cards[key]):.1f} points"
+            assert shown in sentence or "not distinguishable" in sentence, (alpha, key, shown, sentence)
