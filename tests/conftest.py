@@ -22,6 +22,20 @@ def tiny_clip():
     return model, preprocess, tokenizer
 
 
+def ft_and_lp_endpoints():
+    """A seeded tiny zero-shot classifier (3 classes) and two fine-tuned endpoints: every weight moved
+    (end-to-end) and only the head moved (linear). Returns ``(zs, preprocess, theta0, theta_e2e, theta_lin)``."""
+    from robust_core.models import build_classifier, build_zeroshot_head, load_clip
+
+    torch.manual_seed(0)
+    model, preprocess, tokenizer = load_clip(TINY_ARCH)
+    zs = build_classifier(model, build_zeroshot_head(model, tokenizer, ["cat", "dog", "fish"], ["a {c}."])).eval()
+    theta0 = {k: v.clone() for k, v in zs.state_dict().items()}
+    theta_e2e = {k: v + 0.05 * torch.randn_like(v) for k, v in theta0.items()}
+    theta_lin = dict(theta0, **{"head.weight": theta0["head.weight"] + torch.randn(3, 32), "head.bias": torch.randn(3)})
+    return zs, preprocess, theta0, theta_e2e, theta_lin
+
+
 def make_image_folder(root, classes=("cat", "dog", "fish"), per_class=6, size=40, seed=0, fmt="JPEG"):
     """Write a small ImageFolder of random-texture images whose colour depends on the class."""
     from PIL import Image

@@ -1,20 +1,13 @@
 import numpy as np
-import torch
-from conftest import TINY_ARCH, make_image_folder
+from conftest import ft_and_lp_endpoints, make_image_folder
 
 from robust_core.datasets import resolve
 from robust_core.evaluate import EvalConfig, MethodSpec, evaluate_alpha_grid, evaluate_per_alpha, linear_is_valid
-from robust_core.models import build_classifier, build_zeroshot_head, load_clip
 from robust_core.store import StoreWriter
 
 
 def test_decode_once_equals_per_alpha_loop(tmp_path):
-    torch.manual_seed(0)
-    model, preprocess, tokenizer = load_clip(TINY_ARCH)
-    zs = build_classifier(model, build_zeroshot_head(model, tokenizer, ["cat", "dog", "fish"], ["a {c}."])).eval()
-    theta0 = {k: v.clone() for k, v in zs.state_dict().items()}
-    theta_e2e = {k: v + 0.05 * torch.randn_like(v) for k, v in theta0.items()}
-    theta_lin = dict(theta0, **{"head.weight": theta0["head.weight"] + torch.randn(3, 32), "head.bias": torch.randn(3)})
+    zs, preprocess, theta0, theta_e2e, theta_lin = ft_and_lp_endpoints()
     assert not linear_is_valid(theta0, theta_e2e) and linear_is_valid(theta0, theta_lin)
     alphas = [0.0, 0.3, 0.7, 1.0]
     methods = [MethodSpec("ft", theta0, theta_e2e, alphas), MethodSpec("lp", theta0, theta_lin, alphas, linear=True)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_ARCH, clip_workspace, make_image_folder
+from conftest import TINY_ARCH, clip_workspace, ft_and_lp_endpoints, make_image_folder
 
 from robust_core.datasets import resolve
 from robust_core.evaluate import EvalConfig, MethodSpec, evaluate_alpha_grid
@@ -42,12 +42,7 @@ class Counting(torch.utils.data.Dataset):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stream")
-    torch.manual_seed(0)
-    model, preprocess, tokenizer = load_clip(TINY_ARCH)
-    zs = build_classifier(model, build_zeroshot_head(model, tokenizer, ["cat", "dog", "fish"], ["a {c}."])).eval()
-    theta0 = {k: v.clone() for k, v in zs.state_dict().items()}
-    theta1 = {k: v + 0.05 * torch.randn_like(v) for k, v in theta0.items()}
-    lin = dict(theta0, **{"head.weight": theta0["head.weight"] + torch.randn(3, 32), "head.bias": torch.randn(3)})
+    zs, preprocess, theta0, theta1, lin = ft_and_lp_endpoints()
     methods = [MethodSpec("ft", theta0, theta1, [0.0, 0.5, 1.0]), MethodSpec("lp", theta0, lin, [0.0, 0.5, 1.0], linear=True)]
     evalset = resolve("id", root=make_image_folder(tmp / "id", per_class=10), transform=preprocess)
     return zs, methods, evalset
