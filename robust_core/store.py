@@ -288,11 +288,17 @@ def _top1(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def _alloc_npy(path: Path, dtype, shape: tuple[int, ...]) -> None:
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, byte offset of the data) of an .npy file, without touching its data pages."""
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    return tuple(arr.shape), arr.dtype, int(arr.offset)
+
+
+def _alloc_npy(path: Path, dtype, shape: tuple[int, ...]) -> int:
     """Create ``path`` as an .npy of ``shape`` with its blocks reserved now (a full disk fails here, with ENOSPC,
-    not later as SIGBUS in a memory map or a half-written array)."""
+    not later as SIGBUS in a memory map or a half-written array). Returns the data's byte offset."""
     arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    size = arr.offset + arr.nbytes
+    offset, size = int(arr.offset), int(arr.offset + arr.nbytes)
     del arr
     fd = os.open(path, os.O_RDWR)
     try:
@@ -301,6 +307,7 @@ def _alloc_npy(path: Path, dtype, shape: tuple[int, ...]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    return offset
 
 
 class _NpyRows:
@@ -311,9 +318,7 @@ class _NpyRows:
     """
 
     def __init__(self, path: Path):
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        self.shape, self.dtype, self.offset = tuple(arr.shape), arr.dtype, int(arr.offset)
-        del arr
+        self.shape, self.dtype, self.offset = _npy_header(path)
         self.width = int(self.shape[-1]) if len(self.shape) > 1 else 1
         self.fd = os.open(path, os.O_RDONLY)
 
@@ -383,9 +388,7 @@ def _concatenate(sources: list[Path], target: Path, axis: int, block_bytes: int 
         shape = list(heads[0].shape)
         shape[axis] = sum(h.shape[axis] for h in heads)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=heads[0].dtype, shape=tuple(shape))
-        out_offset = int(out.offset)
-        del out
+        out_offset = _alloc_npy(tmp, heads[0].dtype, tuple(shape))  # a full disk fails here, before any copy
         lead = int(np.prod(shape[:axis], dtype=np.int64))
         row_bytes = int(np.prod(shape[axis + 1 :], dtype=np.int64)) * heads[0].dtype.itemsize
         fd = os.open(tmp, os.O_RDWR)
@@ -471,9 +474,8 @@ class ShardWriter:
 
     def _fd(self, name: str) -> tuple[int, int, tuple]:
         if name not in self._fds:
-            arr = np.load(self.folder / name, mmap_mode="r", allow_pickle=False)
-            self._fds[name] = (os.open(self.folder / name, os.O_RDWR), arr.offset, arr.shape)
-            del arr
+            shape, _, offset = _npy_header(self.folder / name)
+            self._fds[name] = (os.open(self.folder / name, os.O_RDWR), offset, shape)
         return self._fds[name]
 
     def _pwrite(self, name: str, offset_items: int, values: np.ndarray, dtype) -> None:
@@ -610,12 +612,6 @@ class StoreWriter:
     def write_baseline(self, name: str, dataset: str, logits: np.ndarray) -> None:
         path = self.path / "baselines" / safe_name(name, "baseline") / f"{safe_name(dataset, 'dataset')}.npy"
         atomic_save_npy(path, np.asarray(logits, dtype=self.dtype))
-
-    def has_baseline(self, name: str, dataset: str) -> bool:
-        return (self.path / "baselines" / name / f"{dataset}.npy").exists()
-
-    def has_features(self, method: str, dataset: str) -> bool:
-        return (self.path / "features" / method / f"{dataset}.npy").exists()
 
     def write_features(self, method: str, dataset: str, features: np.ndarray, index: np.ndarray) -> None:
         safe_name(method, "method"), safe_name(dataset, "dataset")
