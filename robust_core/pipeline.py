@@ -38,7 +38,7 @@ class TensorImageDataset(Dataset):
 
 def _finished_store(out, run_config: dict) -> Store | None:
     """The store at ``out`` if it is complete and was built from the same ``run_config``, else None."""
-    from .store import StoreError, open_store, same_run
+    from .store import StoreError, open_store
 
     out = Path(out)
     if not (out / "manifest.json").exists():
@@ -71,7 +71,8 @@ def build_store(
 ) -> Store | None:
     """Evaluate every method's alpha grid on every set and publish the store (rank 0 under torchrun).
 
-    Resumable: re-running with the same arguments skips finished (method, dataset, alpha) parts.
+    Resumable: re-running with the same arguments skips finished slices and resumes a started one at its
+    last committed chunk.
     ``compact`` stores fewer bytes for small stores (see ``StoreWriter.finalize``).
     ``force`` rebuilds a finished store in a staging folder beside it (``store.staging_path``) and swaps it
     in only when complete: until then the old store stays readable. A killed ``force`` run resumes from
