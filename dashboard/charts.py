@@ -27,8 +27,10 @@ PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png",
 
 
 def tradeoff_figure(
-    wise: pd.DataFrame, ensemble: pd.DataFrame, id_name: str, shifts: list[str], alpha: float, show_shifts: bool = True
+    wise: pd.DataFrame, ensemble: pd.DataFrame, id_name: str, shifts: list[str], i: int, show_shifts: bool = True
 ) -> go.Figure:
+    """Accuracy along the alpha grid (rows of ``wise`` / ``ensemble``) with the grid point ``i`` marked."""
+    alpha = float(wise.index[i])
     fig = go.Figure()
     columns = [id_name, OOD_AVG] + (shifts if show_shifts else [])
     for k, col in enumerate(columns):
@@ -61,7 +63,6 @@ def tradeoff_figure(
             )
     fig.add_vline(x=alpha, line=dict(color="#555", width=1.5, dash="dot"), annotation_text=f"α={alpha:.2f}", annotation_position="top")
     for col in (id_name, OOD_AVG):
-        i = int(np.abs(wise.index.to_numpy() - alpha).argmin())
         fig.add_trace(
             go.Scatter(
                 x=[wise.index[i]],
@@ -98,7 +99,7 @@ def _error_bars(center, lo, hi) -> dict:
 def er_figure(
     er: dict,
     transform: str,
-    alpha: float,
+    i: int,
     id_label: str,
     target_label: str,
     method_label: str,
@@ -207,7 +208,6 @@ def er_figure(
             hovertemplate="WiSE-FT α=%{customdata[0]:.2f}<br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<br>ρ=%{customdata[3]:+.2f} pts<extra></extra>",
         )
     )
-    i = int(np.abs(curve.alpha.to_numpy() - alpha).argmin())
     fig.add_trace(
         go.Scatter(
             x=[T(curve.x.iloc[i])],
@@ -394,8 +394,8 @@ def label_free_figure(frame: pd.DataFrame, alpha: float) -> go.Figure:
 # changes the α marker and line, so pages keep one figure per session and move those in place.
 
 
-def set_tradeoff_alpha(fig: go.Figure, wise: pd.DataFrame, alpha: float) -> go.Figure:
-    i = int(np.abs(wise.index.to_numpy() - alpha).argmin())
+def set_tradeoff_alpha(fig: go.Figure, wise: pd.DataFrame, i: int) -> go.Figure:
+    alpha = float(wise.index[i])
     with fig.batch_update():
         fig.layout.shapes[0].update(x0=alpha, x1=alpha)
         fig.layout.annotations[0].update(x=alpha, text=f"α={alpha:.2f}")
@@ -406,9 +406,8 @@ def set_tradeoff_alpha(fig: go.Figure, wise: pd.DataFrame, alpha: float) -> go.F
     return fig
 
 
-def set_er_alpha(fig: go.Figure, er: dict, transform: str, alpha: float) -> go.Figure:
+def set_er_alpha(fig: go.Figure, er: dict, transform: str, i: int) -> go.Figure:
     curve = er["curve"]
-    i = int(np.abs(curve.alpha.to_numpy() - alpha).argmin())
     x, y = metrics.transform([curve.x.iloc[i], curve.y.iloc[i]], transform)
     for trace in fig.data:
         if trace.meta == "alpha:current":
@@ -421,7 +420,7 @@ def set_vline_alpha(fig: go.Figure, alpha: float) -> go.Figure:
     return fig
 
 
-def single_models_figure(curve: pd.DataFrame, id_name: str, singles: pd.DataFrame, alpha: float, method_label: str) -> go.Figure:
+def single_models_figure(curve: pd.DataFrame, id_name: str, singles: pd.DataFrame, i: int, method_label: str) -> go.Figure:
     """ID vs OOD avg (linear axes, %): the WiSE-FT curve of the selected method with the single models
     (soups, their ingredients, random-head FT) beside it, as in the model-soups paper's figures."""
     fig = go.Figure()
@@ -440,7 +439,6 @@ def single_models_figure(curve: pd.DataFrame, id_name: str, singles: pd.DataFram
             customdata=alphas,
         )
     )
-    i = int(np.abs(alphas - alpha).argmin())
     fig.add_trace(
         go.Scatter(
             x=[x[i]],
@@ -475,4 +473,55 @@ def single_models_figure(curve: pd.DataFrame, id_name: str, singles: pd.DataFram
         margin=dict(l=60, r=20, t=20, b=50),
         legend=dict(x=1.02, y=1),
     )
+    return fig
+
+
+def lpft_average_figure(avg: pd.DataFrame) -> go.Figure:
+    """The LP-FT paper's ID vs OOD averages (percent, as printed), one labelled point per method."""
+    fig = go.Figure()
+    for method, row in avg.iterrows():
+        fig.add_trace(
+            go.Scatter(
+                x=[row.get("ID")],
+                y=[row.get("OOD")],
+                mode="markers+text",
+                text=[method],
+                textposition="top center",
+                marker=dict(size=16),
+                name=method,
+            )
+        )
+    fig.update_layout(xaxis_title="ID average (%)", yaxis_title="OOD average (%)", height=380, margin=dict(l=60, r=20, t=30, b=50))
+    return fig
+
+
+TOY_COLOURS = {"lp": "#2ca02c", "ft": "#d62728", "lpft": "#1f77b4"}
+
+
+def toy_figure(result: dict, names: dict[str, str]) -> go.Figure:
+    """Kumar et al.'s two-layer linear toy: losses during training (left) and how far B moved (right)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss during training", "‖B − B₀‖ on ID vs OOD directions"))
+    for key in ("lp", "ft", "lpft"):
+        h, colour = result[key], TOY_COLOURS[key]
+        x = np.arange(len(h["id_loss"]))
+        fig.add_trace(go.Scatter(x=x, y=h["id_loss"], name=f"{names[key]} · ID loss", line=dict(color=colour)), row=1, col=1)
+        fig.add_trace(go.Scatter(x=x, y=h["ood_loss"], name=f"{names[key]} · OOD loss", line=dict(color=colour, dash="dash")), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(x=x, y=h["change_id"], name=f"{names[key]} · change on ID subspace", line=dict(color=colour)), row=1, col=2
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=h["change_ood"] + 1e-18, name=f"{names[key]} · change on OOD directions", line=dict(color=colour, dash="dot")
+            ),
+            row=1,
+            col=2,
+        )
+    top = max(float(np.max(result[k][c])) for k in ("lp", "ft", "lpft") for c in ("id_loss", "ood_loss"))
+    # floor at 1e-5: below that the ID losses are just converged, and the OOD gap is what matters
+    fig.update_yaxes(type="log", range=[-5, np.log10(top) + 0.3], row=1, col=1, title="squared loss (log, floored at 1e-5)")
+    fig.update_yaxes(type="log", row=1, col=2, title="Frobenius norm", exponentformat="e")
+    fig.update_xaxes(title="step")
+    fig.update_layout(height=520, margin=dict(l=60, r=20, t=40, b=50))
     return fig

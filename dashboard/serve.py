@@ -14,9 +14,16 @@ from streamlit.web import cli
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
+# A viewer's toolbar (no Deploy button, no developer menu) and no usage statistics sent anywhere; a
+# command-line flag of the same name given by the user wins.
+DEFAULTS = {"--client.toolbarMode": "viewer", "--browser.gatherUsageStats": "false"}
+
+
 def main() -> None:
     PagesManager.uses_pages_directory = False
-    sys.argv = ["streamlit", "run", str(APP), *sys.argv[1:]]
+    given = {arg.split("=", 1)[0] for arg in sys.argv[1:]}
+    extra = [f"{flag}={value}" for flag, value in DEFAULTS.items() if flag not in given]
+    sys.argv = ["streamlit", "run", str(APP), *extra, *sys.argv[1:]]
     sys.exit(cli.main())
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from robust_core.analysis import RunView
+from robust_core.analysis import AlphaPoint, RunView
 from robust_core.store import StoreError, list_stores, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,10 +40,12 @@ def open_view(path: Path) -> RunView:
 
 @dataclass
 class Selection:
+    """The sidebar's choice. ``alpha`` is a point of the method's grid, resolved here once; pages pass its index."""
+
     view: RunView | None
     run: str
     method: str | None
-    alpha: float
+    alpha: AlphaPoint | None
     error: str | None = None
 
 
@@ -65,6 +67,15 @@ def plain(text: str) -> str:
     return re.sub(r"(?i)(www)(\\\.)", "\\1\u200b\\2", text)
 
 
+def shown_path(path) -> str:
+    """A path as a message shows it: relative to the project folder when inside it, never the server's absolute root."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path) if not path.is_absolute() else path.name
+
+
 def _notice(message: str) -> None:
     st.session_state.setdefault("_notices", []).append(message)
 
@@ -81,7 +92,7 @@ def sidebar() -> Selection:
     st.sidebar.markdown("### Run")
     if not stores:
         st.sidebar.error("No stores in the store folder (cache/ or $ROBUST_STORE_ROOT). Build the demo with `python -m robust_core demo`.")
-        return Selection(None, "", None, 0.5, f"No stores found under {store_root()}.")
+        return Selection(None, "", None, None, f"No stores found under {store_root()}.")
     names = sorted(stores, key=lambda n: (n != DEFAULT_RUN, n))
     wanted = params.get("run", DEFAULT_RUN)
     if wanted not in stores:
@@ -95,7 +106,7 @@ def sidebar() -> Selection:
         view = open_view(stores[run])
     except StoreError as exc:
         params["run"] = run
-        return Selection(None, run, None, 0.5, str(exc))
+        return Selection(None, run, None, None, str(exc))
     methods = view.store.wise_methods  # single models (soups, random-head FT) have no alpha to slide
     if st.session_state.get("method") not in methods:
         url_method = params.get("method")
@@ -117,7 +128,10 @@ def sidebar() -> Selection:
                 target = min(max(value, 0.0), 1.0)
             except ValueError:
                 _notice(f"alpha={raw!r} in the URL is not a number; using 0.5.")
-        st.session_state["alpha"] = alphas[min(range(len(alphas)), key=lambda k: abs(alphas[k] - target))]
+        snapped = view.alpha_point(method, target).value
+        if raw is not None and 0 <= target <= 1 and abs(snapped - target) > 1e-9:
+            _notice(f"alpha={raw} in the URL is not on this run's α grid; showing the nearest grid value {snapped:.2f}.")
+        st.session_state["alpha"] = snapped
     alpha = st.sidebar.select_slider(
         "Mixing coefficient α",
         options=alphas,
@@ -126,8 +140,8 @@ def sidebar() -> Selection:
         help="θ(α) = (1 − α)·θ_zero-shot + α·θ_fine-tuned. α = 0 is zero-shot, α = 1 fine-tuned. Shared by all pages.",
     )
     params["run"], params["method"], params["alpha"] = run, method, f"{alpha:g}"
-    st.sidebar.caption(plain(view.store.manifest.get("description", "")))
-    return Selection(view, run, method, float(alpha))
+    st.sidebar.caption(plain(view.store.description))
+    return Selection(view, run, method, AlphaPoint(alphas.index(alpha), float(alpha)))
 
 
 def require_view(sel: Selection) -> RunView:
@@ -142,26 +156,36 @@ def require_view(sel: Selection) -> RunView:
 
 @dataclass
 class MethodPage:
-    """What a per-method page works with: the open run, the method and the grid alpha nearest the slider."""
+    """What a per-method page works with: the open run, the method and the sidebar's grid point.
+
+    ``i`` is the grid index every ``RunView`` method takes; ``alpha`` its value, for labels only.
+    """
 
     run: str
     view: RunView
     method: str
     label: str
-    alpha: float
+    point: AlphaPoint
+
+    @property
+    def i(self) -> int:
+        return self.point.index
+
+    @property
+    def alpha(self) -> float:
+        return self.point.value
 
 
 def method_page(title: str) -> MethodPage:
     """Stop with a message if the store is unusable, else render ``title`` and return the selection.
 
-    ``title`` may use ``{label}`` (the method's label) and ``{alpha}`` (the snapped alpha).
+    ``title`` may use ``{label}`` (the method's label) and ``{alpha}`` (the grid alpha).
     """
     sel: Selection = st.session_state["selection"]
     view = require_view(sel)
-    _, alpha = view.snap(sel.method, sel.alpha)
     label = view.method_label(sel.method)
-    st.title(title.format(label=label, alpha=alpha))
-    return MethodPage(sel.run, view, sel.method, label, alpha)
+    st.title(title.format(label=label, alpha=sel.alpha.value))
+    return MethodPage(sel.run, view, sel.method, label, sel.alpha)
 
 
 def pct(x: float) -> str:
@@ -192,8 +216,11 @@ def how_to_read(text: str) -> None:
         st.markdown(text)
 
 
-def download_csv(frame, name: str, label: str = "Download CSV") -> None:
-    st.download_button(label, frame.to_csv().encode(), file_name=name, mime="text/csv", key=f"dl-{name}")
+def download_csv(frame, name: str, label: str = "Download CSV", index: bool = True) -> None:
+    """A CSV download whose bytes are built when the button is clicked, not on every rerun (slider moves)."""
+    st.download_button(
+        label, lambda: frame.to_csv(index=index).encode(), file_name=name, mime="text/csv", key=f"dl-{name}", on_click="ignore"
+    )
 
 
 def session_figure(key: tuple, build):

@@ -404,41 +404,48 @@ def _check_zeroshot_start(path: str, meta: dict, identity: dict, warn: bool = Tr
 
 
 def store_info(store) -> dict:
-    """The machine-readable description printed by ``info --json``."""
-    summary = store.summary()
+    """The machine-readable description printed by ``info --json`` (read through the app's own RunView)."""
+    from .analysis import OOD_AVG, RunView
+
+    view = RunView(store)
     methods = {}
     for method in store.methods:
-        alphas = [float(a) for a in store.alphas(method)]
-        wise = summary[(summary.method == method) & (summary.kind == "wise")]
-        acc = {}
-        for ds in store.datasets:
-            rows = wise[wise.dataset == ds].set_index("alpha").reindex(alphas)
-            acc[ds] = [float(x) for x in rows["accuracy"]]
-        methods[method] = {"alphas": alphas, "accuracy": acc}
-    baselines = {}
-    for name in store.baselines:
-        rows = summary[(summary.method == name) & (summary.kind == "baseline")]
-        baselines[name] = {r.dataset: float(r.accuracy) for r in rows.itertuples()}
-    return {"id": store.id, "id_val": store.id_val, "shifts": store.shifts, "methods": methods, "baselines": baselines}
+        curves = view.curves(method)
+        methods[method] = {
+            "label": view.method_label(method),
+            "alphas": [float(a) for a in view.alphas(method)],
+            "accuracy": {ds: [float(x) for x in curves[ds]] for ds in store.datasets},
+            "ood_avg": [float(x) for x in curves[OOD_AVG]] if store.shifts else None,
+        }
+    baselines = {name: {ds: float(row[ds]) for ds in store.datasets if ds in row} for name, row in view.baseline_table().iterrows()}
+    datasets = {ds: {"n": store.dataset(ds).n, "n_classes": store.dataset(ds).n_classes} for ds in store.datasets}
+    return {
+        "id": store.id,
+        "id_val": store.id_val,
+        "shifts": store.shifts,
+        "datasets": datasets,
+        "methods": methods,
+        "baselines": baselines,
+    }
 
 
 def _print_info(store) -> None:
     info = store_info(store)
-    print(f"store {store.path}  ({store.manifest.get('created', '?')})")
-    if store.manifest.get("description"):
-        print(f"  {store.manifest['description']}")
+    print(f"store {store.path}  ({store.created or '?'})")
+    if store.description:
+        print(f"  {store.description}")
     print(f"  ID: {info['id']}   ID-val: {info['id_val']}   shifts: {', '.join(info['shifts'])}")
-    for ds in store.datasets:
-        print(f"  {ds:<16} n={store.manifest['datasets'][ds]['n']:<7} classes={store.manifest['datasets'][ds]['n_classes']}")
+    for ds, d in info["datasets"].items():
+        print(f"  {ds:<16} n={d['n']:<7} classes={d['n_classes']}")
     width = max(8, *(len(m) for m in info["methods"]))
     header = f"  {'method':<{width}} alpha  " + "  ".join(f"{ds[:10]:>10}" for ds in store.datasets) + "  OOD-avg"
     print(header)
     for method, m in info["methods"].items():
-        shown = sorted({min(range(len(m["alphas"])), key=lambda k: abs(m["alphas"][k] - t)) for t in (0.0, 0.5, 1.0)})
+        shown = sorted({store.alpha_index(method, t) for t in (0.0, 0.5, 1.0)})
         for i in shown:
             accs = [m["accuracy"][ds][i] for ds in store.datasets]
-            ood = sum(m["accuracy"][ds][i] for ds in info["shifts"]) / max(len(info["shifts"]), 1)
-            print(f"  {method:<{width}} {m['alphas'][i]:<5.2f}  " + "  ".join(f"{100 * a:>9.1f}%" for a in accs) + f"  {100 * ood:6.1f}%")
+            ood = f"{100 * m['ood_avg'][i]:6.1f}%" if m["ood_avg"] else "     –"
+            print(f"  {method:<{width}} {m['alphas'][i]:<5.2f}  " + "  ".join(f"{100 * a:>9.1f}%" for a in accs) + f"  {ood}")
     if info["baselines"]:
         print(f"  baselines: {len(info['baselines'])} standard models")
 

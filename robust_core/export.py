@@ -12,22 +12,28 @@ from pathlib import Path
 from .store import StoreError, open_store
 
 
-def metrics_at(store, method: str, alpha: float) -> dict:
-    """Accuracy of theta(alpha) on every set, as stored (nearest grid alpha)."""
-    summary = store.summary()
-    grid_alpha = float(store.alphas(method)[store.alpha_index(method, alpha)])
-    on_grid = abs(grid_alpha - alpha) < 1e-9
-    rows = summary[(summary.method == method) & (summary.kind == "wise") & ((summary.alpha - grid_alpha).abs() < 1e-9)]
-    acc = {r.dataset: {"accuracy": float(r.accuracy), "correct": int(r.correct), "n": int(r.n)} for r in rows.itertuples()}
-    shifts = [acc[s]["accuracy"] for s in store.shifts if s in acc]
+def metrics_at(view, method: str, i: int, requested: float | None = None) -> dict:
+    """Accuracy of theta(alpha_i) on every set, as the dashboard shows it (``view`` is the store's RunView).
+
+    ``requested``: the alpha a user asked for (CLI), when it may be off the grid; the note says so.
+    """
+    from .analysis import OOD_AVG
+
+    grid_alpha = view.alpha_at(method, i)
+    on_grid = requested is None or abs(grid_alpha - requested) < 1e-9
+    curves, counts = view.curves(method), view.counts(method)
+    acc = {
+        ds: {"accuracy": float(curves[ds].iloc[i]), "correct": int(counts[ds].iloc[i]), "n": view.dataset_size(ds)}
+        for ds in view.store.datasets
+    }
     return {
         "grid_alpha": grid_alpha,
         "on_grid": on_grid,
         "note": ""
         if on_grid
-        else f"alpha {alpha} is not on the store's grid: these are the metrics of the nearest grid alpha {grid_alpha}",
+        else f"alpha {requested} is not on the store's grid: these are the metrics of the nearest grid alpha {grid_alpha}",
         "datasets": acc,
-        "ood_avg": sum(shifts) / len(shifts) if shifts else None,
+        "ood_avg": float(curves[OOD_AVG].iloc[i]) if view.shifts else None,
     }
 
 
@@ -44,7 +50,9 @@ def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Pat
 
     from safetensors.torch import save_file
 
-    from .models import load_state_dict, sha256_file
+    from .analysis import RunView
+    from .models import load_state_dict
+    from .store import sha256_file
     from .wise import interpolate
 
     if not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or not 0 <= alpha <= 1:
@@ -53,6 +61,7 @@ def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Pat
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'theta.safetensors'}.")
     store = open_store(store_path)
+    view = RunView(store)
     if method not in store.methods:
         raise StoreError(f"Store {store.path} has no method {method!r}; it has {store.methods}.")
     paths = {}
@@ -64,13 +73,13 @@ def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Pat
                 "Stores keep only logits; the weights live where the run wrote them. For the demo run "
                 "`python -m robust_core demo` once to rebuild them under cache/demo/_build."
             )
-        expected = store.manifest["methods"][method]["checkpoints"][which].get("sha256")
+        expected = store.method(method).checkpoint_ref(which).get("sha256")
         if expected and sha256_file(path) != expected:
             raise StoreError(f"{path} does not match the sha256 recorded in the store; it was changed after the run.")
         paths[which] = path
     theta_zeroshot = _full_precision(load_state_dict(paths["zeroshot"]))
     theta_finetuned = _full_precision(load_state_dict(paths["finetuned"]))
-    if store.manifest["methods"][method]["checkpoints"]["finetuned"].get("base") == "zeroshot":
+    if store.method(method).checkpoint_ref("finetuned").get("base") == "zeroshot":
         # Stored without the keys it shares with zero-shot (e.g. LP's frozen encoder).
         theta_finetuned = {**theta_zeroshot, **theta_finetuned}
     theta = interpolate(theta_zeroshot, theta_finetuned, alpha)
@@ -82,10 +91,10 @@ def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Pat
         "store": str(store.path),
         "method": method,
         "alpha": alpha,
-        "arch": store.manifest.get("provenance", {}).get("model", {}).get("arch"),
+        "arch": store.arch,
         "classnames": store.classnames(store.id),
         "weights_sha256": sha256_file(out),
-        "metrics": metrics_at(store, method, alpha),
+        "metrics": metrics_at(view, method, view.alpha_point(method, alpha).index, requested=alpha),
         "note": "theta(alpha) = (1 - alpha) * theta_zeroshot + alpha * theta_finetuned (WiSE-FT); "
         "load into robust_core.models.ImageClassifier.",
     }

@@ -143,8 +143,13 @@ def axis_ticks(lo: float, hi: float, transform: str = "logit") -> tuple[list[flo
     """Tick positions T(tick) and percent labels for a transformed accuracy axis spanning [lo, hi]."""
     candidates = np.array([0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5]) / 100
     inside = candidates[(candidates >= lo) & (candidates <= hi)]
-    if len(inside) < 3:
-        inside = np.linspace(max(lo, 0.001), min(hi, 0.999), 5)
+    if len(inside) < 4:  # a zoomed axis: round steps (0.1 ... 10 points), at most 8 ticks, never 50.35%
+        lo_p, hi_p = 100 * max(lo, 0.001), 100 * min(hi, 0.999)
+        for step in (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10):
+            ticks = np.arange(np.ceil(lo_p / step - 1e-9) * step, hi_p + 1e-9, step)
+            if len(ticks) <= 8:
+                break
+        inside = np.round(ticks, 2) / 100 if len(ticks) >= 2 else inside
     return list(map(float, _transform(inside, transform))), [f"{100 * t:g}%" for t in np.round(inside, 4)]
 
 

@@ -261,3 +261,54 @@ def overlay_points(shift: str) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     out["single_model"] = out["single_model"].fillna(True).astype(bool)
     return out[np.isfinite(out.x.astype(float)) & np.isfinite(out.y.astype(float))].reset_index(drop=True)
+
+
+def paper_er_data(target: str = "ood-avg", transform: str = "logit") -> dict:
+    """What ``RunView.er_data`` returns, for the published ImageNet rows (WiSE-FT Table 5 as the curve).
+
+    Every point, the testbed's included, sits at its full-ImageNet x (the papers report no class-subset
+    accuracy), and the line is fitted on that x. Rows that take each column at its own alpha (``not a single
+    model``) get no rho and come back in ``overlays`` (drawn hollow). Paper rows carry no per-example data,
+    so there are no error bars and no rho intervals: ``x_lo``/``x_hi`` equal ``x``.
+    """
+    base = imagenet_baseline(target, transform, x_axis="full")
+    fit_pts = base["points"][base["points"].fit]
+    grid = np.linspace(0.3, 0.95, 60)
+    base.update(
+        source="imagenet-testbed standard models, full-ImageNet x",
+        grid=grid,
+        line=metrics.baseline_prediction(grid, base["slope"], base["intercept"], transform),
+        band=metrics.bootstrap_fit_band(fit_pts.x.to_numpy(), fit_pts.y.to_numpy(), grid, transform, n_boot=200),
+    )
+
+    def rho(x, y):
+        return 100 * metrics.effective_robustness(x, y, base["slope"], base["intercept"], transform)
+
+    papers = paper_tables()
+    y_col = "ood-avg" if target == "ood-avg" else target
+    vit = papers[(papers.table == "Table 5") & (papers.method == "end-to-end")].sort_values("alpha")
+    curve = pd.DataFrame({"alpha": vit.alpha.astype(float), "x": vit.imagenet, "y": vit[y_col]}).reset_index(drop=True)
+    for c in ("x", "y"):
+        curve[f"{c}_lo"] = curve[f"{c}_hi"] = curve[c]
+    curve["rho"] = rho(curve.x, curve.y)
+    others = papers[papers.table != "Table 5"].dropna(subset=["imagenet", y_col])
+    labels = others.source + " · " + others.model + ": " + others.method
+    rows = pd.DataFrame({"model": labels, "x": others.imagenet, "y": others[y_col], "single": others.single_model})
+    rows["rho"] = np.where(rows.single, rho(rows.x, rows.y), np.nan)
+    endpoints = rows[rows.single].drop(columns=["single"]).assign(group="fine-tuned").reset_index(drop=True)
+    hollow = rows[~rows.single]
+    overlays = pd.DataFrame(
+        {"source": "papers (WiSE-FT, FLYP)", "label": hollow.model + " (not a single model)", "x": hollow.x, "y": hollow.y}
+    ).assign(single_model=False)
+    table = pd.concat(
+        [curve[["alpha", "x", "y", "rho"]].assign(model="WiSE-FT ViT-B/16 (Table 5)"), rows.drop(columns=["single"])],
+        ignore_index=True,
+    )
+    return {
+        "baseline": base,
+        "curve": curve,
+        "ensemble": curve.iloc[:0][["alpha", "x", "y"]],
+        "endpoints": endpoints,
+        "table": table,
+        "overlays": overlays.reset_index(drop=True),
+    }

@@ -40,11 +40,12 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .mixing import mix
 
 SCHEMA_VERSION = 1
 TOPK = 3
@@ -359,7 +360,7 @@ def _ensemble_hits(grid: _GridRows, alphas, labels: np.ndarray, last: int) -> np
     for s in range(0, len(labels), step):
         l0, l1 = np.asarray(grid.block(0, s, s + step), np.float32), np.asarray(grid.block(last, s, s + step), np.float32)
         for a_i, alpha in enumerate(alphas):
-            hits[a_i] += int((((1 - alpha) * l0 + alpha * l1).argmax(-1) == labels[s : s + step]).sum())
+            hits[a_i] += int((mix(l0, l1, alpha).argmax(-1) == labels[s : s + step]).sum())
     return hits
 
 
@@ -772,7 +773,7 @@ def derive_linear_grid(endpoints: np.ndarray, alphas, dtype=np.float16) -> np.nd
     l1 = np.asarray(endpoints[-1], np.float32)
     out = np.empty((len(alphas), *l0.shape), dtype=dtype)
     for i, alpha in enumerate(alphas):
-        out[i] = (1 - alpha) * l0 + alpha * l1
+        out[i] = mix(l0, l1, alpha)
     return out
 
 
@@ -822,6 +823,46 @@ def _index_files(root: Path) -> dict:
     return files
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One evaluation set as the manifest declares it (``datasets.<name>`` in ``MANIFEST_SCHEMA``)."""
+
+    name: str
+    role: str  # id | id_val | shift (free text in old stores)
+    n: int
+    classnames: tuple[str, ...]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classnames)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """One method as the manifest declares it (``methods.<name>`` in ``MANIFEST_SCHEMA``)."""
+
+    name: str
+    label: str
+    role: str  # wise: a WiSE-FT curve on the alpha grid; point: one model (soups, random-head FT)
+    kind: str  # soup | soup-ingredient | "" (free text)
+    linear: bool
+    alphas: tuple[float, ...]
+    logits_stored: str  # full | endpoints (``eval --store-logits topk``)
+    checkpoints: dict
+
+    @property
+    def group(self) -> str:
+        """How the method's alpha-1 model is shown: ``fine-tuned`` (a WiSE-FT endpoint), ``soup``,
+        ``soup ingredient`` or ``single model`` (e.g. FT from a random head)."""
+        if self.role == "wise":
+            return "fine-tuned"
+        return {"soup": "soup", "soup-ingredient": "soup ingredient"}.get(self.kind, "single model")
+
+    def checkpoint_ref(self, which: str) -> dict | None:
+        """The manifest's record of the ``zeroshot`` or ``finetuned`` checkpoint (path, sha256, base), if any."""
+        return self.checkpoints.get(which) or None
+
+
 @dataclass
 class Store:
     """A validated, read-only view of a run directory (arrays are memory-mapped on demand)."""
@@ -855,9 +896,48 @@ class Store:
     def methods(self) -> list[str]:
         return list(self.manifest["methods"])
 
+    @property
+    def description(self) -> str:
+        return self.manifest.get("description", "")
+
+    @property
+    def created(self) -> str | None:
+        return self.manifest.get("created")
+
+    @property
+    def provenance(self) -> dict:
+        return self.manifest.get("provenance", {})
+
+    @property
+    def arch(self) -> str | None:
+        return self.provenance.get("model", {}).get("arch")
+
+    def dataset(self, name: str) -> DatasetInfo:
+        """The manifest's record of evaluation set ``name`` (StoreError if the store has no such set)."""
+        info = self.manifest["datasets"].get(name)
+        if info is None:
+            raise StoreError(f"Store {self.name} has no dataset {name!r}; it has {', '.join(self.datasets)}.")
+        return DatasetInfo(name, info.get("role", ""), int(info["n"]), tuple(info["classnames"]))
+
+    def method(self, name: str) -> MethodInfo:
+        """The manifest's record of method ``name`` (StoreError if the store has no such method)."""
+        info = self.manifest["methods"].get(name)
+        if info is None:
+            raise StoreError(f"Store {self.name} has no method {name!r}; it has {', '.join(self.methods)}.")
+        return MethodInfo(
+            name=name,
+            label=info.get("label", name.upper()),
+            role=info.get("role", "wise"),
+            kind=info.get("kind", ""),
+            linear=bool(info.get("linear", False)),
+            alphas=tuple(float(a) for a in info["alphas"]),
+            logits_stored=info.get("logits_stored", "full"),
+            checkpoints=dict(info.get("checkpoints", {})),
+        )
+
     def method_role(self, method: str) -> str:
         """``wise`` (a WiSE-FT curve on the alpha grid) or ``point`` (one model: soups, random-head FT)."""
-        return self.manifest["methods"][method].get("role", "wise")
+        return self.method(method).role
 
     @property
     def wise_methods(self) -> list[str]:
@@ -881,7 +961,7 @@ class Store:
         return int(np.abs(self.alphas(method) - alpha).argmin())
 
     def classnames(self, dataset: str) -> list[str]:
-        return list(self.manifest["datasets"][dataset]["classnames"])
+        return list(self.dataset(dataset).classnames)
 
     # ---- arrays (memory-mapped, read-only)
     def _npy(self, rel: str) -> np.ndarray:
@@ -912,7 +992,7 @@ class Store:
 
     def has_full_logits(self, method: str) -> bool:
         """False for a ``--store-logits topk`` method: top-3 per alpha, full logits at alpha 0 and 1 only."""
-        return self.manifest["methods"][method].get("logits_stored", "full") != "endpoints"
+        return self.method(method).logits_stored != "endpoints"
 
     def endpoint_logits(self, method: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
         """(alpha-0 logits, alpha-1 logits), each (n, n_classes), memory-mapped; every kind of store keeps them."""
@@ -974,7 +1054,7 @@ class Store:
 
     def checkpoint(self, method: str, which: str) -> Path | None:
         """Path of the ``zeroshot`` or ``finetuned`` checkpoint a method references, if present."""
-        ref = self.manifest["methods"][method].get("checkpoints", {}).get(which)
+        ref = self.method(method).checkpoint_ref(which)
         if not ref:
             return None
         path = Path(ref["path"])
@@ -1082,7 +1162,3 @@ def list_stores(root: str | os.PathLike) -> list[Path]:
         if child.is_dir() and ((child / "manifest.json").exists() or (child / "run_config.json").exists()):
             found.append(child)
     return found
-
-
-def iter_files(store: Store) -> Iterable[str]:
-    return iter(store.manifest["files"])

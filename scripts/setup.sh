@@ -5,18 +5,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+say() { echo "[setup] $*" >&2; }
 if [ ! -x .venv/bin/python ]; then
+  say "creating the virtual environment in .venv"
   "$PY" -m venv .venv
 fi
 REQ=requirements.txt
 [ "${1:-}" = "--dev" ] && REQ=requirements-dev.txt
 STAMP=".venv/.installed-$(cat requirements.txt "$REQ" | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
+  say "first run: installing the requirements ($REQ); about 3 minutes, once"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   # torch first, pinned, so nothing pulls another build
+  say "1/2 torch 2.14.1 and torchvision 0.29.1"
   .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+  say "2/2 streamlit, plotly, pandas, open_clip and the rest"
   .venv/bin/python -m pip install -q -r "$REQ"
   touch "$STAMP"
+  say "requirements installed"
 fi
 if [ "${1:-}" = "--dev" ]; then
   need=()
@@ -25,6 +31,7 @@ if [ "${1:-}" = "--dev" ]; then
     need+=($(cat robust_core/datasets/metadata/demo_font_packages.txt))
   fi
   if [ ${#need[@]} -gt 0 ]; then
+    say "installing system packages: ${need[*]}"
     if command -v apt-get >/dev/null 2>&1; then
       SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
       $SUDO apt-get update -qq >/dev/null

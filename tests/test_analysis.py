@@ -70,6 +70,26 @@ def _mask(n, k, offset=0):
     return out
 
 
+def _store_from_logits(path, logits: dict, labels: dict, alphas=(0.0, 0.5, 1.0), id_val=None, baselines=None, linear=False):
+    """A store with method ``ft``: ``logits[dataset]`` is (n_alphas, n, N_CLASSES); the first set is ID, the one
+    named ``id_val`` (if any) ID validation, the rest shifts. ``baselines[name][dataset]``: (n, N_CLASSES) logits."""
+    writer = StoreWriter(path, {"t": 1}, logits_dtype="float32")
+    for ds, grid in logits.items():
+        writer.write_labels(ds, labels[ds])
+        writer.write_logits("ft", ds, np.asarray(grid, np.float32))
+        for name, per_ds in (baselines or {}).items():
+            writer.write_baseline(name, ds, np.asarray(per_ds[ds], np.float32))
+    names = [f"c{k}" for k in range(N_CLASSES)]
+    sets = list(logits)
+    manifest = {
+        "run": {"id": sets[0], "id_val": id_val, "shifts": [d for d in sets[1:] if d != id_val]},
+        "datasets": {ds: {"classnames": names} for ds in sets},
+        "methods": {"ft": {"alphas": list(alphas), "linear": linear}},
+        "baselines": {name: {} for name in (baselines or {})},
+    }
+    return RunView(writer.finalize(manifest))
+
+
 def _store(path, correct: dict, margins: dict | None = None, baselines: dict | None = None):
     """A store with datasets ``id`` and ``shift``, method ``ft`` on alphas (0, 0.5, 1).
 
@@ -77,22 +97,13 @@ def _store(path, correct: dict, margins: dict | None = None, baselines: dict | N
     three margins; ``baselines[name][dataset]`` a bool array per standard model.
     """
     rng = np.random.default_rng(0)
-    writer = StoreWriter(path, {"t": 1}, logits_dtype="float32")
+    labels = {ds: rng.integers(0, N_CLASSES, grid.shape[1]) for ds, grid in correct.items()}
+    logits = {}
     for ds, grid in correct.items():
-        labels = rng.integers(0, N_CLASSES, grid.shape[1])
-        writer.write_labels(ds, labels)
         m = (margins or {}).get(ds, (1.0, 1.0, 1.0))
-        writer.write_logits("ft", ds, np.stack([_logits(labels, grid[j], m[j]) for j in range(3)]))
-        for name, per_ds in (baselines or {}).items():
-            writer.write_baseline(name, ds, _logits(labels, per_ds[ds], 1.0))
-    names = [f"c{k}" for k in range(N_CLASSES)]
-    manifest = {
-        "run": {"id": "id", "id_val": None, "shifts": ["shift"]},
-        "datasets": {ds: {"classnames": names} for ds in correct},
-        "methods": {"ft": {"alphas": [0.0, 0.5, 1.0]}},
-        "baselines": {name: {} for name in (baselines or {})},
-    }
-    return RunView(writer.finalize(manifest))
+        logits[ds] = np.stack([_logits(labels[ds], grid[j], m[j]) for j in range(3)])
+    base = {name: {ds: _logits(labels[ds], per_ds[ds], 1.0) for ds in correct} for name, per_ds in (baselines or {}).items()}
+    return _store_from_logits(path, logits, labels, baselines=base)
 
 
 def _pd_grid(n, n_right, n_diff):
@@ -130,13 +141,13 @@ def test_tradeoff_sentences_and_cards_follow_the_paired_interval(tmp_path):
     tiny = np.stack([zs, _mask(n, 252), ft])  # 2 more: within noise
     up = _store(tmp_path / "up", {"id": better, "shift": better})
     flat = _store(tmp_path / "flat", {"id": tiny, "shift": tiny})
-    assert "ID (id) at α = 0.50 is higher than the zero-shot model by 14.0 points" in " ".join(up.narrate_tradeoff("ft", 0.5))
-    assert "ID (id) at α = 0.50 and the zero-shot model are not distinguishable at n = 500" in " ".join(flat.narrate_tradeoff("ft", 0.5))
-    assert up.cards("ft", 0.5)["id_vs_zeroshot_ci"].sign == 1 and flat.cards("ft", 0.5)["id_vs_zeroshot_ci"].sign == 0
-    table = flat.evidence_table("ft", 0.5)
+    assert "ID (id) at α = 0.50 is higher than the zero-shot model by 14.0 points" in " ".join(up.narrate_tradeoff("ft", 1))
+    assert "ID (id) at α = 0.50 and the zero-shot model are not distinguishable at n = 500" in " ".join(flat.narrate_tradeoff("ft", 1))
+    assert up.cards("ft", 1)["id_vs_zeroshot_ci"].sign == 1 and flat.cards("ft", 1)["id_vs_zeroshot_ci"].sign == 0
+    table = flat.evidence_table("ft", 1)
     assert table.loc["id", "vs zero-shot"] == "not distinguishable at n = 500"
     assert table.loc["id", "McNemar p vs zero-shot"] == pytest.approx(0.5)  # 2 discordant, both one way
-    assert up.evidence_table("ft", 0.5).loc["id", "vs fine-tuned"] == "lower"
+    assert up.evidence_table("ft", 1).loc["id", "vs fine-tuned"] == "lower"
 
 
 def test_models_on_their_own_baseline_line_are_not_distinguishable_from_it(tmp_path):
@@ -162,3 +173,99 @@ def test_models_on_their_own_baseline_line_are_not_distinguishable_from_it(tmp_p
     sentences = " ".join(view.narrate_er("ft", "shift"))
     assert "above the line" not in sentences and "below the line" not in sentences
     assert "not distinguishable" in sentences
+
+
+# ------------------------------------------------------------- alpha choice, label-free, diversity, overrides
+ALPHAS5 = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _grid_from_accuracy(labels, accuracies, seed):
+    """(len(accuracies), n, N_CLASSES) logits whose top-1 is right on the first round(acc * n) examples (shuffled)."""
+    order = np.random.default_rng(seed).permutation(len(labels))
+    out = []
+    for acc in accuracies:
+        right = np.zeros(len(labels), bool)
+        right[order[: int(round(acc * len(labels)))]] = True
+        out.append(_logits(labels, right, 2.0))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def five_alpha_view(tmp_path_factory):
+    """ID rises with alpha, ID validation peaks at 0.75, the shift peaks at 0.25; four standard models."""
+    rng = np.random.default_rng(1)
+    n = 400
+    labels = {ds: rng.integers(0, N_CLASSES, n) for ds in ("id", "val", "shift")}
+    curves = {"id": (0.5, 0.6, 0.7, 0.8, 0.85), "val": (0.5, 0.6, 0.7, 0.9, 0.8), "shift": (0.4, 0.6, 0.5, 0.45, 0.3)}
+    logits = {ds: _grid_from_accuracy(labels[ds], acc, k) for k, (ds, acc) in enumerate(curves.items())}
+    baselines = {
+        f"b{k}": {ds: _grid_from_accuracy(labels[ds], [acc], 10 + k)[0] for ds, acc in (("id", a), ("val", a), ("shift", a - 0.2))}
+        for k, a in enumerate((0.45, 0.55, 0.65, 0.75))
+    }
+    view = _store_from_logits(tmp_path_factory.mktemp("five") / "store", logits, labels, ALPHAS5, id_val="val", baselines=baselines)
+    return view, curves
+
+
+def test_alpha_point_resolves_once_and_analysis_takes_indices(five_alpha_view):
+    view, _ = five_alpha_view
+    assert view.alpha_point("ft", 0.33) == (1, 0.25) and view.alpha_point("ft", 0.9) == (4, 1.0)
+    assert view.alpha_at("ft", -1) == 1.0 and view.grid_index("ft", -1) == 4
+    with pytest.raises(IndexError, match="off ft's grid"):
+        view.cards("ft", 5)
+    with pytest.raises(TypeError, match="alpha_point"):
+        view.cards("ft", 0.5)  # a float alpha is refused, never re-snapped
+
+
+def test_picks_follow_their_rules(five_alpha_view):
+    view, curves = five_alpha_view
+    picks = view.picks("ft").set_index("rule")
+    assert picks.loc["best on ID held-out validation", "alpha"] == 0.75
+    assert picks.loc["fixed 0.5 (WiSE-FT default)", "alpha"] == 0.5
+    assert picks.loc["OOD oracle (uses OOD labels)", "alpha"] == 0.25
+    for _, row in picks.iterrows():
+        assert ALPHAS5[row["index"]] == row["alpha"]
+        assert row["ID"] == pytest.approx(curves["id"][row["index"]])
+        assert row["OOD avg"] == pytest.approx(curves["shift"][row["index"]])
+        paired = view.paired("ft", int(row["index"]), "zero-shot", "id")
+        assert row["ID − zero-shot"] == pytest.approx(paired.estimate)
+    # the oracle is 20 points above zero-shot on 400 shift images: a direction; ID validation's pick is 5 points below it
+    assert picks.loc["OOD oracle (uses OOD labels)", "OOD avg vs zero-shot"] == "higher"
+
+
+def test_label_free_is_aline_over_every_model_of_the_store(five_alpha_view):
+    from robust_core import metrics
+
+    view, curves = five_alpha_view
+    lf = view.label_free("ft")
+    id_preds = np.concatenate([view.topk("ft", "id")[:, :, 0], [view.store.baseline_predictions(b, "id") for b in view.store.baselines]])
+    ood_preds = np.concatenate(
+        [view.topk("ft", "shift")[:, :, 0], [view.store.baseline_predictions(b, "shift") for b in view.store.baselines]]
+    )
+    direct = metrics.aline_estimate(id_preds, ood_preds, view.labels("id"), "aline-d")[: len(ALPHAS5)]
+    np.testing.assert_allclose(lf["estimated OOD avg"], direct)
+    np.testing.assert_allclose(lf["true OOD avg"], curves["shift"])
+    np.testing.assert_allclose(lf["error"], direct - np.asarray(curves["shift"]))
+
+
+def test_diversity_and_overrides_against_direct_counts(tmp_path):
+    from robust_core import metrics
+
+    # 8 examples, labels 0..7; zero-shot, theta(0.5) and fine-tuned predictions chosen by hand
+    labels = np.arange(8) % N_CLASSES
+    zs = np.array([0, 1, 2, 3, 9, 9, 9, 9])  # right on 0-3
+    mid = np.array([0, 1, 5, 5, 4, 9, 8, 8])
+    ft = np.array([0, 1, 5, 5, 4, 5, 8, 8])  # right on 0, 1, 4, 5; disagrees with zero-shot on 2-7
+    logits = np.stack([np.eye(N_CLASSES, dtype=np.float32)[p] * 3 for p in (zs, mid, ft)])
+    view = _store_from_logits(tmp_path / "s", {"id": logits, "shift": logits}, {"id": labels, "shift": labels}, linear=True)
+    div = view.diversity("ft").loc["id"]
+    assert div["prediction diversity"] == pytest.approx(metrics.prediction_diversity(zs, ft, labels)) == pytest.approx(4 / 8)
+    assert div["1 - Cohen's κ"] == pytest.approx(metrics.cohen_kappa_complement(zs, ft, N_CLASSES))
+    assert div["KL(zero-shot ‖ fine-tuned)"] == pytest.approx(metrics.mean_kl(logits[0], logits[2]), rel=1e-6)
+    assert div["1 - CKA"] == 0.0  # a linear probe keeps the zero-shot encoder
+    over = view.overrides("ft", 1).loc["id"]
+    # disagreements: examples 2-7 (6 of 8); theta sides with fine-tuned on 2, 3, 4, 6, 7 and with zero-shot on 5
+    assert over["disagreement"] == pytest.approx(6 / 8)
+    assert over["is overridden (sides with fine-tuned)"] == pytest.approx(5 / 6)
+    assert over["zero-shot overrides"] == pytest.approx(1 / 6) and over["neither"] == 0.0
+    assert over["fine-tuned right when it wins"] == pytest.approx(1 / 5)  # only example 4 (label 4) is right
+    assert over["zero-shot right when overriding"] == 0.0  # example 5: both theta and zero-shot say 9, the label is 5

@@ -63,7 +63,7 @@ def test_slider_moves_numbers_equal_core(app, store_root):
     for alpha in (0.3, 0.8, 0.0):
         app.select_slider(key="alpha").set_value(alpha).run()
         assert not _problems(app)
-        cards = view.cards("ft", alpha)
+        cards = view.cards("ft", view.alpha_point("ft", alpha).index)
         metrics = {m.label: m.value for m in app.metric}
         label = f"ID ({view.id}) at α={cards['alpha']:.2f}"
         assert metrics[label] == f"{100 * cards['id']:.1f}%"
@@ -86,7 +86,14 @@ def test_method_switch_and_er_page_numbers(app, store_root):
 
 
 @pytest.mark.parametrize(
-    "raw, expected, notice", [("abc", 0.5, "not a number"), ("7", 1.0, "clamped"), ("-1", 0.0, "clamped"), ("0.33", 0.3, None)]
+    "raw, expected, notice",
+    [
+        ("abc", 0.5, "not a number"),
+        ("7", 1.0, "clamped"),
+        ("-1", 0.0, "clamped"),
+        ("0.33", 0.3, "nearest grid value"),
+        ("0.3", 0.3, None),
+    ],
 )
 def test_bad_url_alpha_is_clamped_or_ignored_with_notice(app, raw, expected, notice):
     app.query_params["alpha"] = raw

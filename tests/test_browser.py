@@ -144,7 +144,8 @@ def test_slider_moves_numbers_and_url(server, browser):
     from robust_core.analysis import RunView
     from robust_core.store import open_store
 
-    want = f"{100 * RunView(open_store(ROOT / 'cache' / 'demo')).cards('ft', 0.9)['id']:.1f}%"
+    view = RunView(open_store(ROOT / "cache" / "demo"))
+    want = f"{100 * view.cards('ft', view.alpha_point('ft', 0.9).index)['id']:.1f}%"
     page.wait_for_function(
         "(want) => { const m = document.querySelector('[data-testid=\"stMetricValue\"]'); return !!m && m.innerText.trim() === want; }",
         arg=want,

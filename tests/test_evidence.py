@@ -363,9 +363,10 @@ def test_a_card_and_its_sentence_round_one_difference_the_same_way():
 
     view = RunView(open_store(Path(__file__).resolve().parent.parent / "cache" / "demo"))
     for alpha in (0.3, 0.6, 0.9):
-        cards = view.cards("ft", alpha)
+        i = view.alpha_point("ft", alpha).index
+        cards = view.cards("ft", i)
         for key, sentence in zip(
-            ("id_vs_zeroshot", "id_vs_finetuned", "ood_vs_zeroshot", "ood_vs_finetuned"), view.narrate_tradeoff("ft", alpha)
+            ("id_vs_zeroshot", "id_vs_finetuned", "ood_vs_zeroshot", "ood_vs_finetuned"), view.narrate_tradeoff("ft", i)
         ):
             shown = f"{abs(100 * cards[key]):.1f} points"
             assert shown in sentence or "not distinguishable" in sentence, (alpha, key, shown, sentence)

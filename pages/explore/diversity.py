@@ -6,7 +6,7 @@ from dashboard.charts import PLOTLY_CONFIG, diversity_figure, margin_figure
 from dashboard.state import ci_text, download_csv, how_to_read, method_page, session_figure
 
 page = method_page("Diversity & confidence · {label}")
-view, method, alpha = page.view, page.method, page.alpha
+view, method, i, alpha = page.view, page.method, page.i, page.alpha
 how_to_read(
     "Ensembling helps when the two models make *different* mistakes. **Prediction diversity** is the fraction of "
     "examples where exactly one of them is right; **1 − Cohen's κ** measures disagreement beyond chance; **KL** "
@@ -18,7 +18,16 @@ how_to_read(
 div = view.diversity(method)
 st.plotly_chart(diversity_figure(div), width="stretch", config=PLOTLY_CONFIG, key="div-chart")
 st.markdown(view.narrate_diversity(method))
-st.dataframe(div.style.format("{:.4f}"), width="stretch")
+st.dataframe(
+    div,
+    width="stretch",
+    column_config={
+        "prediction diversity": st.column_config.NumberColumn(format="%.3f", help="fraction of examples where exactly one is right"),
+        "1 - Cohen's κ": st.column_config.NumberColumn(format="%.3f"),
+        "KL(zero-shot ‖ fine-tuned)": st.column_config.NumberColumn(format="%.3f", help="nats per example; not bounded by 1"),
+        "1 - CKA": st.column_config.NumberColumn(format="%.3f", help="empty where the store keeps no features"),
+    },
+)
 download_csv(div, f"{page.run}-{method}-diversity.csv")
 div_ev = view.diversity_evidence(method)
 if not div_ev.empty:
@@ -26,7 +35,11 @@ if not div_ev.empty:
         shown = div_ev.drop(columns=["sign"]).assign(
             **{"Δ vs ID, pts [95% CI]": [ci_text(r["Δ vs ID (points)"], r.low, r.high) for _, r in div_ev.iterrows()]}
         )
-        st.dataframe(shown.drop(columns=["Δ vs ID (points)", "low", "high"]).style.format(precision=1), width="stretch")
+        st.dataframe(
+            shown.drop(columns=["Δ vs ID (points)", "low", "high"]),
+            width="stretch",
+            column_config={c: st.column_config.NumberColumn(format="%.1f") for c in shown.columns if c.endswith("(%)")},
+        )
 
 st.subheader("Confidence: margins of correct and incorrect predictions")
 how_to_read(
@@ -42,14 +55,22 @@ fig = session_figure(("margins", id(view), method, dataset), lambda: margin_figu
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="margin-chart")
 st.markdown(view.narrate_confidence(method, dataset))
 st.caption(f"Violins: zero-shot and fine-tuned (up to 4,000 examples each). The table adds θ({alpha:.2f}) and uses every example.")
-summary = view.margin_summary(method, dataset, alpha)
-st.dataframe(summary.style.format({"count": "{:.0f}", "mean": "{:.3f}", "median": "{:.3f}"}), width="stretch")
+summary = view.margin_summary(method, dataset, i)
+st.dataframe(
+    summary,
+    width="stretch",
+    column_config={
+        "count": st.column_config.NumberColumn(format="%d"),
+        "mean": st.column_config.NumberColumn("mean margin", format="%.3f"),
+        "median": st.column_config.NumberColumn("median margin", format="%.3f"),
+    },
+)
 
 st.subheader(f"Who wins a disagreement at α = {alpha:.2f}?")
 how_to_read(
     "Among examples where zero-shot and fine-tuned predict different classes: **zero-shot overrides** is how often "
     "θ(α) sides with the zero-shot model, **is overridden** how often it sides with the fine-tuned one."
 )
-over = view.overrides(method, alpha)
-st.dataframe(over.style.format("{:.3f}"), width="stretch")
+over = view.overrides(method, i)
+st.dataframe(over, width="stretch", column_config={c: st.column_config.NumberColumn(format="percent") for c in over.columns})
 download_csv(over, f"{page.run}-{method}-overrides-alpha{alpha:.2f}.csv")

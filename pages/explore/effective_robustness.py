@@ -5,9 +5,10 @@ import streamlit as st
 from dashboard.charts import PLOTLY_CONFIG, er_figure, set_er_alpha
 from dashboard.state import download_csv, how_to_read, method_page, session_figure
 from robust_core.analysis import OOD_AVG
+from robust_core.labelspace import has_class_subset_axis
 
 page = method_page("Effective robustness · {label}")
-view, method, label, alpha = page.view, page.method, page.label, page.alpha
+view, method, label, i = page.view, page.method, page.label, page.i
 how_to_read(
     "Each point is a model: x = ID accuracy, y = accuracy under shift, both on a logit scale where standard "
     "models trained on ID data fall on a line (blue; Taori et al. 2020, Miller et al. 2021). **Effective "
@@ -28,7 +29,7 @@ if view.is_imagenet:
 zoom = c4.toggle("Zoom on this run's models", value=False, key="er_zoom")
 er = view.er_data(method, target, transform)
 base = er["baseline"]
-subset_axis = view.is_imagenet and target in ("imagenet-r", "imagenet-a", "objectnet")
+subset_axis = view.is_imagenet and has_class_subset_axis(target)
 if subset_axis and not view.store.has_full_logits(method):
     subset_axis = False
     st.info(
@@ -52,9 +53,9 @@ if overlay:
 x_label = f"ImageNet (on {target}'s classes)" if subset_axis else view.id
 fig = session_figure(
     ("er", id(view), method, target, transform, overlay, zoom),
-    lambda: er_figure(er, transform, alpha, x_label, target, label, overlays, zoom=zoom),
+    lambda: er_figure(er, transform, i, x_label, target, label, overlays, zoom=zoom),
 )
-set_er_alpha(fig, er, transform, alpha)
+set_er_alpha(fig, er, transform, i)
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="er-chart")
 if base.get("source"):
     st.caption(

@@ -3,10 +3,10 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, per_class_figure
-from dashboard.state import ci_text, download_csv, how_to_read, method_page, pct
+from dashboard.state import ci_text, download_csv, how_to_read, method_page
 
 page = method_page("Examples & classes · {label}")
-view, method, alpha = page.view, page.method, page.alpha
+view, method, i, alpha = page.view, page.method, page.i, page.alpha
 how_to_read(
     "Images on which the zero-shot and fine-tuned models disagree, with each model's top-3 guesses and those of "
     "θ(α) at the current α. Green ✓ marks a correct top-1. Below, the per-class accuracy change on the chosen set, "
@@ -18,7 +18,7 @@ dataset = c1.selectbox("Dataset", view.store.datasets, index=view.store.datasets
 classes = view.store.classnames(dataset)
 class_name = c2.selectbox("Class", ["(all)", *classes], key="ex_class")
 who = c3.radio("Who is right", ["any", "zero-shot right", "fine-tuned right", "both wrong"], horizontal=True, key="ex_who")
-table = view.disagreements(method, dataset, alpha, who, None if class_name == "(all)" else class_name, limit=48)
+table = view.disagreements(method, dataset, i, who, None if class_name == "(all)" else class_name, limit=48)
 st.caption(f"{len(table)} examples shown (at most 48).")
 if table.empty:
     st.info("No disagreements match these filters.")
@@ -43,11 +43,11 @@ else:
         download_csv(table, f"{page.run}-{method}-{dataset}-disagreements.csv")
 
 st.subheader(f"Per-class accuracy change on {dataset}")
-per_class = view.per_class(method, dataset, alpha)
+per_class = view.per_class(method, dataset, i)
 st.markdown(
-    view.narrate_per_class(method, dataset, alpha, "fine-tuned − zero-shot")
+    view.narrate_per_class(method, dataset, i, "fine-tuned − zero-shot")
     + " "
-    + view.narrate_per_class(method, dataset, alpha).replace(f"On {dataset}, ", "At this α, ")
+    + view.narrate_per_class(method, dataset, i).replace(f"On {dataset}, ", "At this α, ")
 )
 c1, c2 = st.columns(2)
 c1.plotly_chart(
@@ -63,8 +63,12 @@ for col in ("fine-tuned − zero-shot", "θ(α) − zero-shot"):
     ]
     shown[f"{col}: verdict"] = per_class[f"{col} verdict"]
 st.dataframe(
-    shown.style.format({c: (lambda v: pct(v)) for c in ("zero-shot", "fine-tuned", "theta(alpha)")}),
+    shown,
     hide_index=True,
     width="stretch",
+    column_config={
+        **{c: st.column_config.NumberColumn(c, format="percent") for c in ("zero-shot", "fine-tuned")},
+        "theta(alpha)": st.column_config.NumberColumn(f"θ({alpha:.2f})", format="percent"),
+    },
 )
 download_csv(per_class, f"{page.run}-{method}-{dataset}-per-class.csv")

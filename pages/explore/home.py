@@ -27,16 +27,16 @@ how_to_read(
 view = require_view(sel)
 store = view.store
 st.subheader(f"Run: {sel.run}")
-if store.manifest.get("description"):
-    st.caption(store.manifest["description"])
+if store.description:
+    st.caption(store.description)
 wise = view.curves(sel.method)
-i, a = view.snap(sel.method, sel.alpha)
+i, a = sel.alpha
 c1, c2, c3 = st.columns(3)
 for col, (label, row) in zip((c1, c2, c3), (("zero-shot (α=0)", 0), (f"WiSE-FT (α={a:.2f})", i), ("fine-tuned (α=1)", -1))):
     col.metric(f"{label} · ID", pct(wise[view.id].iloc[row]))
     col.metric(f"{label} · OOD avg", pct(wise[OOD_AVG].iloc[row]), points(wise[OOD_AVG].iloc[row] - wise[OOD_AVG].iloc[0]) if row else None)
     if row and view.shifts:
-        col.caption(delta_caption(view.interval(sel.method, float(view.alphas(sel.method)[row]), OOD_AVG), "zero-shot"))
+        col.caption(delta_caption(view.interval(sel.method, row, OOD_AVG), "zero-shot"))
 st.markdown("\n".join(f"- {sentence}" for sentence in view.narrate_path(sel.method)))
 
 st.markdown(
@@ -63,7 +63,7 @@ with st.expander("All stores in the store folder (cache/ or $ROBUST_STORE_ROOT)"
                     "ID": s.id,
                     "shifts": len(s.shifts),
                     "methods": ", ".join(s.methods),
-                    "created": s.manifest.get("created"),
+                    "created": s.created,
                 }
             )
         except StoreError as exc:

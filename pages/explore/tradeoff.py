@@ -7,7 +7,7 @@ from dashboard.state import ci_text, delta_caption, download_csv, how_to_read, m
 from robust_core.analysis import REFERENCES
 
 page = method_page("ID / OOD tradeoff · {label}")
-view, method, alpha = page.view, page.method, page.alpha
+view, method, i, alpha = page.view, page.method, page.i, page.alpha
 how_to_read(
     "Each line is accuracy as α moves from the zero-shot model (α = 0) to the fine-tuned one (α = 1). "
     "Solid lines are **WiSE-FT** (weights interpolated); dashed lines are the **output-space ensemble** of the two "
@@ -19,7 +19,7 @@ how_to_read(
     "it. Two per-model error bars that overlap do **not** mean a difference is noise; read the paired interval. "
     "Where it includes 0 the page says *not distinguishable at n = …* instead of naming a direction."
 )
-cards = view.cards(method, alpha)
+cards = view.cards(method, i)
 c = st.columns(4)
 
 
@@ -40,20 +40,20 @@ card(
 card(c[1], "ID vs fine-tuned", points(cards["id_vs_finetuned"]), None, cards.get("id_vs_finetuned_ci"), "fine-tuned")
 card(c[2], "OOD avg", pct(cards["ood"]), points(cards["ood_vs_zeroshot"]) + " vs zero-shot", cards.get("ood_vs_zeroshot_ci"), "zero-shot")
 card(c[3], "OOD avg vs fine-tuned", points(cards["ood_vs_finetuned"]), None, cards.get("ood_vs_finetuned_ci"), "fine-tuned")
-st.markdown("\n".join(f"- {sentence}" for sentence in view.narrate_tradeoff(method, alpha)))
+st.markdown("\n".join(f"- {sentence}" for sentence in view.narrate_tradeoff(method, i)))
 
 show_shifts = st.toggle("Show every shift", value=True)
 wise, ensemble = view.curves(method, "wise"), view.curves(method, "ensemble")
 fig = session_figure(
     ("tradeoff", id(view), method, show_shifts),
-    lambda: tradeoff_figure(wise, ensemble, view.id, view.shifts, cards["alpha"], show_shifts),
+    lambda: tradeoff_figure(wise, ensemble, view.id, view.shifts, i, show_shifts),
 )
-set_tradeoff_alpha(fig, wise, cards["alpha"])
+set_tradeoff_alpha(fig, wise, i)
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="tradeoff-chart")
 st.caption(" ".join(view.narrate_path(method)))
 
 st.subheader(f"Every set at α = {cards['alpha']:.2f}: θ(α) against both endpoints")
-ev = view.evidence_table(method, alpha)
+ev = view.evidence_table(method, i)
 shown = ev[["θ(α) (%)"]].copy()
 for ref in REFERENCES:
     shown[f"Δ vs {ref}, pts [95% CI]"] = [ci_text(r[f"Δ vs {ref}"], r[f"Δ vs {ref} low"], r[f"Δ vs {ref} high"]) for _, r in ev.iterrows()]
@@ -70,7 +70,7 @@ st.dataframe(
     },
 )
 st.caption("OOD avg has no McNemar test (it averages several sets); its interval resamples within each shift.")
-table = view.point_table(method, alpha)
+table = view.point_table(method, i)
 with st.expander("Accuracy of every model at this α (zero-shot, fine-tuned, WiSE-FT, output-space ensemble)"):
     # column_config formatting instead of a pandas Styler: the same look, far cheaper on every slider move
     st.dataframe(100 * table, width="stretch", column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in table.columns})
@@ -88,7 +88,7 @@ if len(view.store.methods) > 1:
         st.caption(f"Δ = fine-tuned {page.label} minus the other method's fine-tuned model, on the same images.")
         download_csv(mvm, f"{page.run}-{method}-method-vs-method.csv")
 
-singles = view.single_models(method, alpha)
+singles = view.single_models(method, i)
 if len(singles):
     st.subheader("Model soups and single models beside the curve")
     how_to_read(
@@ -99,7 +99,7 @@ if len(singles):
         "(Kumar et al.'s baseline for LP-FT). Each is compared with θ(α) on the same images (paired intervals)."
     )
     st.plotly_chart(
-        single_models_figure(view.curves(method), view.id, singles, alpha, page.label),
+        single_models_figure(view.curves(method), view.id, singles, i, page.label),
         width="stretch",
         config=PLOTLY_CONFIG,
         key="single-models",
@@ -172,7 +172,7 @@ download_csv(picks, f"{page.run}-{method}-alpha-picks.csv")
 
 st.subheader("How good is the label-free OOD estimate?")
 lf = view.label_free(method)
-lf_fig = session_figure(("label-free", id(view), method), lambda: label_free_figure(lf, cards["alpha"]))
+lf_fig = session_figure(("label-free", id(view), method), lambda: label_free_figure(lf, alpha))
 st.plotly_chart(set_vline_alpha(lf_fig, cards["alpha"]), width="stretch", config=PLOTLY_CONFIG, key="labelfree-chart")
 st.caption(f"Mean absolute error of the estimate across the α grid: {100 * lf['error'].abs().mean():.2f} points.")
 download_csv(lf, f"{page.run}-{method}-label-free.csv")

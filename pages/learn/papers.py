@@ -1,13 +1,10 @@
 """The papers' numbers: WiSE-FT, LP-FT and FLYP tables as printed, on the same axes as your run."""
 
-import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.charts import PLOTLY_CONFIG, er_figure
+from dashboard.charts import PLOTLY_CONFIG, er_figure, lpft_average_figure
 from dashboard.state import download_csv, how_to_read, show_notices
-from robust_core import metrics, reference
+from robust_core import reference
 
 show_notices()
 st.title("The papers' numbers")
@@ -40,39 +37,17 @@ st.dataframe(papers[cols], hide_index=True, width="stretch")
 download_csv(papers[cols], "paper_tables.csv")
 
 target = st.selectbox("OOD target", ["ood-avg", *reference.OOD_AVG_SHIFTS], key="papers_target")
-base = reference.imagenet_baseline(target, x_axis="full")
-fit_pts = base["points"][base["points"].fit]
-grid = np.linspace(0.3, 0.95, 60)
-base.update(
-    source="imagenet-testbed standard models, full-ImageNet x",
-    grid=grid,
-    line=metrics.baseline_prediction(grid, base["slope"], base["intercept"]),
-    band=metrics.bootstrap_fit_band(fit_pts.x, fit_pts.y, grid, n_boot=200),
+er = reference.paper_er_data(target)
+base = er["baseline"]
+fig = er_figure(
+    er,
+    "logit",
+    list(er["curve"].alpha).index(0.5),
+    "ImageNet (all classes)",
+    target,
+    "ViT-B/16 end-to-end (Table 5: α = 0, 0.5, 1)",
+    er["overlays"],
 )
-vit = papers[(papers.table == "Table 5") & (papers.method == "end-to-end")].sort_values("alpha")
-y_col = "ood-avg" if target == "ood-avg" else target
-curve = pd.DataFrame({"alpha": vit.alpha.astype(float), "x": vit.imagenet, "y": vit[y_col]})
-for c in ("x", "y"):
-    curve[f"{c}_lo"] = curve[f"{c}_hi"] = curve[c]
-curve["rho"] = 100 * metrics.effective_robustness(curve.x, curve.y, base["slope"], base["intercept"])
-others = papers[papers.table != "Table 5"].dropna(subset=["imagenet", y_col])
-labels = others.source + " · " + others.model + ": " + others.method
-endpoints = pd.DataFrame({"model": labels, "x": others.imagenet, "y": others[y_col], "single": others.single_model})
-endpoints["rho"] = np.where(
-    endpoints.single, 100 * metrics.effective_robustness(endpoints.x, endpoints.y, base["slope"], base["intercept"]), np.nan
-)
-hollow = endpoints[~endpoints.single]
-overlays = pd.DataFrame(
-    {
-        "source": "papers (WiSE-FT, FLYP)",
-        "label": hollow.model + " (not a single model)",
-        "x": hollow.x,
-        "y": hollow.y,
-        "single_model": False,
-    }
-)
-er = {"baseline": base, "curve": curve, "ensemble": curve.iloc[:0].assign(alpha=[], x=[], y=[]), "endpoints": endpoints[endpoints.single]}
-fig = er_figure(er, "logit", 0.5, "ImageNet (all classes)", target, "ViT-B/16 end-to-end (Table 5: α = 0, 0.5, 1)", overlays)
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="papers-chart")
 notes = [
     f"Line: {base['n_models']} testbed standard models, logit fit on full-ImageNet x "
@@ -85,7 +60,7 @@ if (papers.table == "talk slide").any():
         "average whose shift set the slide does not state, so compare it with the OOD avg here with care."
     )
 st.caption(" ".join(n for n in notes if n))
-table = pd.concat([curve[["alpha", "x", "y", "rho"]].assign(model="WiSE-FT ViT-B/16 (Table 5)"), endpoints.drop(columns=["single"])])
+table = er["table"].copy()
 table["ρ"] = [f"{r:+.1f}" if r == r else "no ρ: not a single model" for r in table.rho]
 st.dataframe(table.drop(columns=["rho"]), hide_index=True, width="stretch")
 
@@ -101,21 +76,7 @@ if "OOD" in avg:
         + ". The paper gives 90% intervals over three runs per dataset (table below), not for these averages."
     )
 st.dataframe(avg, width="stretch")
-fig2 = go.Figure()
-for method, row in avg.iterrows():
-    fig2.add_trace(
-        go.Scatter(
-            x=[row.get("ID")],
-            y=[row.get("OOD")],
-            mode="markers+text",
-            text=[method],
-            textposition="top center",
-            marker=dict(size=16),
-            name=method,
-        )
-    )
-fig2.update_layout(xaxis_title="ID average (%)", yaxis_title="OOD average (%)", height=380, margin=dict(l=60, r=20, t=30, b=50))
-st.plotly_chart(fig2, width="stretch", config=PLOTLY_CONFIG, key="lpft-chart")
+st.plotly_chart(lpft_average_figure(avg), width="stretch", config=PLOTLY_CONFIG, key="lpft-chart")
 with st.expander("All LP-FT and FLYP (WILDS) rows"):
     st.dataframe(other, hide_index=True, width="stretch")
     download_csv(other, "paper_tables_other.csv")

@@ -81,7 +81,7 @@ steps = [
         "4 · Examples & classes",
         "Pick a shift and filter to 'zero-shot right': these are the images fine-tuning broke. The per-class bars "
         "show which classes changed, with an interval each; with a handful of images per class most are within noise.",
-        lambda: [view.narrate_per_class(method, view.shifts[0], 1.0, "fine-tuned − zero-shot")] if view is not None and view.shifts else [],
+        lambda: [view.narrate_per_class(method, view.shifts[0], -1, "fine-tuned − zero-shot")] if view is not None and view.shifts else [],
     ),
     (
         "pages/learn/feature_distortion.py",

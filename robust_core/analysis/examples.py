@@ -1,0 +1,107 @@
+"""Examples and classes: which images and which classes flip between zero-shot, fine-tuned and theta(alpha)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import evidence, metrics
+
+
+class ExampleViews:
+    """Per-class accuracy changes with per-class intervals, and the disagreeing examples."""
+
+    def per_class(self, method: str, dataset: str, i: int) -> pd.DataFrame:
+        """Per class: accuracy of zero-shot, fine-tuned and theta(alpha), and the two changes vs zero-shot.
+
+        Each change has a paired 95% interval resampled within the class (``... low`` / ``... high``,
+        fractions) and a verdict; with a few dozen images per class most are not distinguishable.
+        """
+        i = self.grid_index(method, i)
+
+        def build():
+            labels = self.labels(dataset)
+            names = self.store.classnames(dataset)
+            n = len(names)
+            acc = {
+                name: metrics.per_class_accuracy(self.predictions(method, dataset, j), labels, n)
+                for name, j in (("zero-shot", 0), ("fine-tuned", -1), ("theta(alpha)", i))
+            }
+            table = pd.DataFrame({"class": names, "n": np.bincount(labels, minlength=n), **acc})
+            for col, j in (("fine-tuned − zero-shot", -1), ("θ(α) − zero-shot", i)):
+                iv, p = self._per_class_vs_zeroshot(method, dataset, j)
+                table[col] = table["fine-tuned" if j == -1 else "theta(alpha)"] - table["zero-shot"]
+                table[f"{col} low"], table[f"{col} high"] = iv.low, iv.high
+                table[f"{col} McNemar p"] = p
+                table[f"{col} verdict"] = [evidence.verdict(v, "higher", "lower", pv) if v.n else "" for v, pv in zip(iv, p)]
+            return table[table.n > 0].reset_index(drop=True)
+
+        return self._memo(("per_class", method, dataset, i), build)
+
+    def _per_class_vs_zeroshot(self, method: str, dataset: str, j: int):
+        """Per-class paired intervals and McNemar p of grid model ``j`` minus zero-shot (cached per j)."""
+        j = j % len(self.alphas(method))
+
+        def build():
+            labels = self.labels(dataset)
+            n = len(self.store.classnames(dataset))
+            grid = self.correct(method, dataset)
+            iv = evidence.per_class_difference(grid[j], grid[0], labels, n)
+            p = evidence.mcnemar_from_counts(
+                np.bincount(labels[grid[j] & ~grid[0]], minlength=n), np.bincount(labels[~grid[j] & grid[0]], minlength=n)
+            )
+            return iv, p
+
+        return self._memo(("per_class_vs_zeroshot", method, dataset, j), build)
+
+    def narrate_per_class(self, method: str, dataset: str, i: int, column: str = "θ(α) − zero-shot") -> str:
+        """How many classes change distinguishably (per-class paired interval and McNemar), in words."""
+        table = self.per_class(method, dataset, i)
+        verdicts = table[f"{column} verdict"]
+        up, down = int((verdicts == "higher").sum()), int((verdicts == "lower").sum())
+        who = "θ(α)" if column.startswith("θ") else "the fine-tuned model"
+        flat = len(table) - up - down
+        return (
+            f"On {dataset}, {who} is distinguishably better than zero-shot on {up} of {len(table)} classes and worse on "
+            f"{down}; {flat} are not distinguishable at their n (median {int(table.n.median())} images per class; "
+            "95% paired interval within the class and McNemar's exact test must agree)."
+        )
+
+    def disagreements(
+        self, method: str, dataset: str, i: int, who: str = "any", class_name: str | None = None, limit: int = 48
+    ) -> pd.DataFrame:
+        """Examples where zero-shot and fine-tuned disagree, with each model's top-3 predictions.
+
+        ``who``: ``any``, ``zero-shot right``, ``fine-tuned right``, ``both wrong``.
+        """
+        a = self.alpha_at(method, i)
+        topk = self.topk(method, dataset)
+        labels = self.labels(dataset)
+        names = self.store.classnames(dataset)
+        zs, ft, mid = topk[0], topk[-1], topk[i]
+        mask = zs[:, 0] != ft[:, 0]
+        if who == "zero-shot right":
+            mask &= zs[:, 0] == labels
+        elif who == "fine-tuned right":
+            mask &= ft[:, 0] == labels
+        elif who == "both wrong":
+            mask &= (zs[:, 0] != labels) & (ft[:, 0] != labels)
+        if class_name:
+            mask &= labels == names.index(class_name)
+        idx = np.flatnonzero(mask)[:limit]
+
+        def top3(rows):
+            return [", ".join(names[c] for c in row) for row in rows]
+
+        return pd.DataFrame(
+            {
+                "index": idx,
+                "label": [names[labels[k]] for k in idx],
+                "zero-shot top-3": top3(zs[idx]),
+                "fine-tuned top-3": top3(ft[idx]),
+                f"θ({a:.2f}) top-3": top3(mid[idx]),
+                "zero-shot right": zs[idx, 0] == labels[idx],
+                "fine-tuned right": ft[idx, 0] == labels[idx],
+                "θ(α) right": mid[idx, 0] == labels[idx],
+            }
+        )
