@@ -93,7 +93,80 @@ def _axis(lo: float, hi: float, transform: str, title: str) -> dict:
 
 def _error_bars(center, lo, hi) -> dict:
     """Asymmetric error bars (Clopper-Pearson bounds, already on the transformed axis)."""
-    return dict(type="data", symmetric=False, array=hi - center, arrayminus=center - lo, thickness=1, width=0, color="rgba(214,39,40,0.5)")
+    return dict(
+        type="data", symmetric=False, array=hi - center, arrayminus=center - lo, thickness=1.5, width=3, color="rgba(214,39,40,0.75)"
+    )
+
+
+def _alpha_text(alphas) -> list[str]:
+    """Labels along a WiSE-FT curve: alpha at 0, 0.5 and 1 (and every 0.25 on grids of at most 11 points)."""
+    alphas = np.asarray(alphas, float)
+    marks = (0.0, 0.25, 0.5, 0.75, 1.0) if len(alphas) <= 11 else (0.0, 0.5, 1.0)
+    return [f"α={a:g}" if any(abs(a - m) < 1e-9 for m in marks) else "" for a in alphas]
+
+
+def _cloud_traces(base: dict, T, size: int = 7, legend: bool = True) -> list[go.Scatter]:
+    """The standard models: those in the line's fit (blue) and those left out of it (grey), one legend entry each."""
+    pts = base["points"]
+    shown = pts[pts.in_plot] if "in_plot" in pts else pts
+    traces = []
+    for in_fit, name, colour in (
+        (True, "standard models (in the fit)", "#4c72b0"),
+        (False, "standard models (left out of the fit)", "#b0b0b0"),
+    ):
+        rows = shown[shown.fit == in_fit]
+        if not len(rows):
+            continue
+        traces.append(
+            go.Scatter(
+                x=T(rows.x),
+                y=T(rows.y),
+                mode="markers",
+                name=name,
+                showlegend=legend,
+                legendgroup=name,
+                marker=dict(size=size, color=colour, opacity=0.6, symbol="circle"),
+                customdata=np.stack([rows.model, 100 * rows.x, 100 * rows.y, rows.get("rho", pd.Series(np.nan, index=rows.index))], axis=1),
+                hovertemplate="<b>%{customdata[0]}</b><br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<br>ρ=%{customdata[3]:+.2f} pts<extra></extra>",
+            )
+        )
+    return traces
+
+
+def _line_traces(base: dict, T, legend: bool = True) -> list[go.Scatter]:
+    lo_b, hi_b = base["band"]
+    return [
+        go.Scatter(
+            x=np.concatenate([T(base["grid"]), T(base["grid"])[::-1]]),
+            y=np.concatenate([T(hi_b), T(lo_b)[::-1]]),
+            fill="toself",
+            fillcolor="rgba(76,114,176,0.15)",
+            line=dict(width=0),
+            name="95% bootstrap band of the line",
+            showlegend=legend,
+            legendgroup="band",
+            hoverinfo="skip",
+        ),
+        go.Scatter(
+            x=T(base["grid"]),
+            y=T(base["line"]),
+            mode="lines",
+            line=dict(color="#4c72b0", width=2.5),
+            name="baseline fit: " + line_equation(base["slope"], base["intercept"]),
+            showlegend=legend,
+            legendgroup="line",
+            hoverinfo="skip",
+        ),
+    ]
+
+
+def line_equation(slope: float, intercept: float) -> str:
+    """``T(y) = 0.608·T(x) − 1.559`` (never ``+ -1.559``)."""
+    sign = "−" if intercept < 0 else "+"
+    return f"T(y) = {slope:.3f}·T(x) {sign} {abs(intercept):.3f}"
+
+
+OTHER_CURVE_COLOURS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 
 
 def er_figure(
@@ -106,57 +179,33 @@ def er_figure(
     overlays: pd.DataFrame | None = None,
     show_cloud: bool = True,
     zoom: bool = False,
+    others: dict[str, pd.DataFrame] | None = None,
 ) -> go.Figure:
     """ID (x) vs OOD (y) accuracy on transformed axes with the baseline line and the WiSE-FT curve.
 
-    ``zoom`` frames the run's own models (the WiSE-FT curve and the endpoints) instead of everything.
+    ``zoom`` frames the run's own models (the WiSE-FT curves and the endpoints) instead of everything;
+    ``others`` adds other methods' WiSE-FT curves ({label: DataFrame(alpha, x, y)}), thinner, for comparison.
+    The current alpha is a ring drawn under the curve, so it never hides it.
     """
     T = lambda a: metrics.transform(np.asarray(a, float), transform)  # noqa: E731
     fig = go.Figure()
     curve, base = er["curve"], er["baseline"]
     xs = [curve.x, er["endpoints"].x]
     ys = [curve.y, er["endpoints"].y]
+    for other in (others or {}).values():
+        xs.append(other.x)
+        ys.append(other.y)
+    n_own = len(xs)
     if base.get("source"):
-        pts = base["points"]
-        shown = pts[pts.in_plot] if "in_plot" in pts else pts
         if show_cloud:
-            fig.add_trace(
-                go.Scatter(
-                    x=T(shown.x),
-                    y=T(shown.y),
-                    mode="markers",
-                    name=f"standard models ({base['source']})",
-                    marker=dict(size=7, color=np.where(shown.fit, "#4c72b0", "#b0b0b0"), opacity=0.65, symbol="circle"),
-                    customdata=np.stack(
-                        [shown.model, 100 * shown.x, 100 * shown.y, shown.get("rho", pd.Series(np.nan, index=shown.index))], axis=1
-                    ),
-                    hovertemplate="<b>%{customdata[0]}</b><br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<br>ρ=%{customdata[3]:+.2f} pts<extra></extra>",
-                )
-            )
+            for trace in _cloud_traces(base, T):
+                fig.add_trace(trace)
+            pts = base["points"]
+            shown = pts[pts.in_plot] if "in_plot" in pts else pts
             xs.append(shown.x)
             ys.append(shown.y)
-        lo_b, hi_b = base["band"]
-        fig.add_trace(
-            go.Scatter(
-                x=np.concatenate([T(base["grid"]), T(base["grid"])[::-1]]),
-                y=np.concatenate([T(hi_b), T(lo_b)[::-1]]),
-                fill="toself",
-                fillcolor="rgba(76,114,176,0.15)",
-                line=dict(width=0),
-                name="95% bootstrap band",
-                hoverinfo="skip",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=T(base["grid"]),
-                y=T(base["line"]),
-                mode="lines",
-                line=dict(color="#4c72b0", width=2.5),
-                name=f"baseline fit (slope {base['slope']:.2f}, intercept {base['intercept']:.2f})",
-                hoverinfo="skip",
-            )
-        )
+        for trace in _line_traces(base, T):
+            fig.add_trace(trace)
     if overlays is not None and len(overlays):
         symbols = {"open_clip zero-shot": "diamond", "model soups (ViT-B/32 fine-tunes)": "square", "papers (WiSE-FT, FLYP)": "star"}
         single = overlays["single_model"] if "single_model" in overlays else pd.Series(True, index=overlays.index)
@@ -182,15 +231,40 @@ def er_figure(
             xs.append(rows.x)
             ys.append(rows.y)
     ens = er["ensemble"]
-    fig.add_trace(
+    if len(ens):
+        fig.add_trace(
+            go.Scatter(
+                x=T(ens.x),
+                y=T(ens.y),
+                mode="lines",
+                line=dict(color="#ff7f0e", width=2, dash="dash"),
+                name="output-space ensemble (not WiSE-FT)",
+                customdata=np.stack([ens.alpha, 100 * ens.x, 100 * ens.y], axis=1),
+                hovertemplate="output-space ensemble α=%{customdata[0]:.2f}<br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<extra></extra>",
+            )
+        )
+    for k, (label, other) in enumerate((others or {}).items()):
+        fig.add_trace(
+            go.Scatter(
+                x=T(other.x),
+                y=T(other.y),
+                mode="lines+markers",
+                name=f"WiSE-FT {label}",
+                line=dict(color=OTHER_CURVE_COLOURS[k % len(OTHER_CURVE_COLOURS)], width=1.8),
+                marker=dict(size=4),
+                customdata=np.stack([other.alpha, 100 * other.x, 100 * other.y], axis=1),
+                hovertemplate=f"WiSE-FT {label} α=%{{customdata[0]:.2f}}<br>x=%{{customdata[1]:.2f}}%<br>y=%{{customdata[2]:.2f}}%<extra></extra>",
+            )
+        )
+    fig.add_trace(  # the current alpha: a ring under the curve
         go.Scatter(
-            x=T(ens.x),
-            y=T(ens.y),
-            mode="lines",
-            line=dict(color="#ff7f0e", width=2, dash="dash"),
-            name="output-space ensemble (not WiSE-FT)",
-            customdata=np.stack([ens.alpha, 100 * ens.x, 100 * ens.y], axis=1),
-            hovertemplate="output-space ensemble α=%{customdata[0]:.2f}<br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<extra></extra>",
+            x=[T(curve.x.iloc[i])],
+            y=[T(curve.y.iloc[i])],
+            mode="markers",
+            name=f"current α={curve.alpha.iloc[i]:.2f}",
+            marker=dict(size=22, color="rgba(255,215,0,0.35)", line=dict(color="#b8860b", width=3), symbol="circle"),
+            hoverinfo="skip",
+            meta="alpha:current",
         )
     )
     rho = curve["rho"] if "rho" in curve else pd.Series(np.nan, index=curve.index)
@@ -198,25 +272,18 @@ def er_figure(
         go.Scatter(
             x=T(curve.x),
             y=T(curve.y),
-            mode="lines+markers",
+            mode="lines+markers+text",
             name=f"WiSE-FT {method_label} (α grid)",
+            text=_alpha_text(curve.alpha),
+            textposition="top left",
+            textfont=dict(size=11, color="#d62728"),
             line=dict(color="#d62728", width=3),
             marker=dict(size=7),
             customdata=np.stack([curve.alpha, 100 * curve.x, 100 * curve.y, rho], axis=1),
             error_x=_error_bars(T(curve.x), T(curve.x_lo), T(curve.x_hi)),
             error_y=_error_bars(T(curve.y), T(curve.y_lo), T(curve.y_hi)),
-            hovertemplate="WiSE-FT α=%{customdata[0]:.2f}<br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<br>ρ=%{customdata[3]:+.2f} pts<extra></extra>",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=[T(curve.x.iloc[i])],
-            y=[T(curve.y.iloc[i])],
-            mode="markers",
-            name=f"current α={curve.alpha.iloc[i]:.2f}",
-            marker=dict(size=20, color="rgba(255,215,0,0.9)", line=dict(color="#000", width=2), symbol="circle"),
-            hoverinfo="skip",
-            meta="alpha:current",
+            hovertemplate="WiSE-FT α=%{customdata[0]:.2f}<br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<br>ρ=%{customdata[3]:+.2f} pts<br><i>click to set α</i><extra></extra>",
+            meta="curve:selected",
         )
     )
     end = er["endpoints"]
@@ -275,8 +342,8 @@ def er_figure(
     scale = {"logit": "logit", "probit": "probit", "linear": "linear"}[transform]
     x_lo, x_hi, y_lo, y_hi = lo, hi, max(0.003, np.nanmin(all_y) * 0.85), hi
     if zoom:
-        own_x = np.concatenate([np.asarray(v, float) for v in xs[:2]])
-        own_y = np.concatenate([np.asarray(v, float) for v in ys[:2]])
+        own_x = np.concatenate([np.asarray(v, float) for v in xs[:n_own]])
+        own_y = np.concatenate([np.asarray(v, float) for v in ys[:n_own]])
         pad = lambda a, b: (max(0.002, a - 0.25 * (b - a) - 0.01), min(0.998, b + 0.25 * (b - a) + 0.01))  # noqa: E731
         x_lo, x_hi = pad(np.nanmin(own_x), np.nanmax(own_x))
         y_lo, y_hi = pad(np.nanmin(own_y), np.nanmax(own_y))
@@ -524,4 +591,99 @@ def toy_figure(result: dict, names: dict[str, str]) -> go.Figure:
     fig.update_yaxes(type="log", row=1, col=2, title="Frobenius norm", exponentformat="e")
     fig.update_xaxes(title="step")
     fig.update_layout(height=520, margin=dict(l=60, r=20, t=40, b=50))
+    return fig
+
+
+def er_panels_figure(
+    panels: dict[str, dict], transform: str, i: int, method: str, method_label: str, x_labels: dict[str, str]
+) -> go.Figure:
+    """Small multiples, one effective-robustness panel per shift (the WiSE-FT paper's Figure 1 layout).
+
+    ``panels``: {shift: er_data(method, shift, transform, intervals=False)}; each panel frames its own models.
+    """
+    from plotly.subplots import make_subplots
+
+    T = lambda a: metrics.transform(np.asarray(a, float), transform)  # noqa: E731
+    names = list(panels)
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.08, vertical_spacing=0.12)
+    for k, shift in enumerate(names):
+        er, r, c = panels[shift], k // cols + 1, k % cols + 1
+        first = k == 0
+        curve, base, end = er["curve"], er["baseline"], er["endpoints"]
+        own = end[end.method == method] if "method" in end else end
+        xs = np.concatenate([curve.x, own.x])
+        ys = np.concatenate([curve.y, own.y])
+        if base.get("source"):
+            for trace in _cloud_traces(base, T, size=5, legend=first):
+                fig.add_trace(trace, row=r, col=c)
+            for trace in _line_traces(base, T, legend=False):
+                fig.add_trace(trace, row=r, col=c)
+        fig.add_trace(
+            go.Scatter(
+                x=[T(curve.x.iloc[i])],
+                y=[T(curve.y.iloc[i])],
+                mode="markers",
+                name="current α",
+                showlegend=first,
+                legendgroup="current",
+                marker=dict(size=16, color="rgba(255,215,0,0.35)", line=dict(color="#b8860b", width=2.5)),
+                hoverinfo="skip",
+                meta="alpha:current",
+            ),
+            row=r,
+            col=c,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=T(curve.x),
+                y=T(curve.y),
+                mode="lines+markers",
+                name=f"WiSE-FT {method_label}",
+                showlegend=first,
+                legendgroup="curve",
+                line=dict(color="#d62728", width=2.5),
+                marker=dict(size=4),
+                customdata=np.stack([curve.alpha, 100 * curve.x, 100 * curve.y], axis=1),
+                hovertemplate=f"{shift}<br>α=%{{customdata[0]:.2f}}<br>x=%{{customdata[1]:.2f}}%<br>y=%{{customdata[2]:.2f}}%<extra></extra>",
+            ),
+            row=r,
+            col=c,
+        )
+        for idx, name, symbol, colour in ((0, "zero-shot", "star", "#2ca02c"), (-1, "fine-tuned", "triangle-up", "#1f77b4")):
+            fig.add_trace(
+                go.Scatter(
+                    x=[T(curve.x.iloc[idx])],
+                    y=[T(curve.y.iloc[idx])],
+                    mode="markers",
+                    name=name,
+                    showlegend=first,
+                    legendgroup=name,
+                    marker=dict(size=12, symbol=symbol, color=colour, line=dict(color="#000", width=1)),
+                    hovertemplate=f"{name}<br>x=%{{x}}<extra></extra>",
+                ),
+                row=r,
+                col=c,
+            )
+        # framed on the run's models (the line and the cloud run off the edges, as on the main chart's default)
+        pad = lambda a, b: (max(0.002, a - 0.5 * (b - a) - 0.03), min(0.998, b + 0.5 * (b - a) + 0.03))  # noqa: E731
+        x_lo, x_hi = pad(float(np.nanmin(xs)), float(np.nanmax(xs)))
+        y_lo, y_hi = pad(float(np.nanmin(ys)), float(np.nanmax(ys)))
+        fig.update_xaxes(_axis(x_lo, x_hi, transform, x_labels.get(shift, "ID") if r == rows else ""), row=r, col=c)
+        fig.update_yaxes(_axis(y_lo, y_hi, transform, "OOD" if c == 1 else ""), row=r, col=c)
+    fig.update_layout(
+        height=300 * rows + 80, margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.08), hovermode="closest"
+    )
+    return fig
+
+
+def set_panels_alpha(fig: go.Figure, panels: dict[str, dict], transform: str, i: int) -> go.Figure:
+    """Move every panel's current-alpha ring to grid point ``i`` (panels in the order they were drawn)."""
+    rings = [t for t in fig.data if t.meta == "alpha:current"]
+    with fig.batch_update():
+        for ring, er in zip(rings, panels.values()):
+            curve = er["curve"]
+            x, y = metrics.transform([curve.x.iloc[i], curve.y.iloc[i]], transform)
+            ring.update(x=[float(x)], y=[float(y)])
     return fig

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.charts import PLOTLY_CONFIG, er_figure, set_er_alpha
+from dashboard.charts import PLOTLY_CONFIG, er_figure, er_panels_figure, line_equation, set_er_alpha, set_panels_alpha
 from dashboard.state import download_csv, how_to_read, method_page, session_figure
 from robust_core.analysis import OOD_AVG
 from robust_core.labelspace import has_class_subset_axis
@@ -20,13 +20,21 @@ how_to_read(
     "line fixed) and the *fit* (the standard models resampled and the line refitted, accuracies fixed). A model is "
     "called above or below the line only when both 95% intervals exclude 0."
 )
-c1, c2, c3, c4 = st.columns([2, 1.2, 1, 1])
+c1, c2, c3, c4 = st.columns([2, 1.3, 1.2, 1.2])
 target = c1.selectbox("OOD target (y axis)", [OOD_AVG, *view.shifts], key="er_target")
 transform = c2.radio("Axis scale", ["logit", "probit", "linear"], horizontal=True, key="er_transform")
+frame = c3.radio(
+    "Frame",
+    ["this run's models", "every standard model"],
+    key="er_frame",
+    help="Open on the run's own models with round ticks; widen to see the whole cloud of standard models.",
+)
+zoom = frame == "this run's models"
 overlay = False
+methods = view.store.wise_methods
+all_curves = c4.toggle("Every method's curve", value=len(methods) > 1, key="er_all", disabled=len(methods) < 2)
 if view.is_imagenet:
-    overlay = c3.toggle("Overlay published models", value=True, help="open_clip zero-shot, model soups, the WiSE-FT/FLYP tables")
-zoom = c4.toggle("Zoom on this run's models", value=False, key="er_zoom")
+    overlay = c4.toggle("Overlay published models", value=True, help="open_clip zero-shot, model soups, the WiSE-FT/FLYP tables")
 er = view.er_data(method, target, transform)
 base = er["baseline"]
 subset_axis = view.is_imagenet and has_class_subset_axis(target)
@@ -51,16 +59,31 @@ if overlay:
     else:
         overlays = overlay_points("ood-avg" if target == OOD_AVG else target)
 x_label = f"ImageNet (on {target}'s classes)" if subset_axis else view.id
+others = {view.method_label(m): c for m, c in view.er_curves(target).items() if m != method} if all_curves else None
 fig = session_figure(
-    ("er", id(view), method, target, transform, overlay, zoom),
-    lambda: er_figure(er, transform, i, x_label, target, label, overlays, zoom=zoom),
+    ("er", id(view), method, target, transform, overlay, zoom, all_curves),
+    lambda: er_figure(er, transform, i, x_label, target, label, overlays, show_cloud=True, zoom=zoom, others=others),
 )
 set_er_alpha(fig, er, transform, i)
-st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="er-chart")
+
+
+def _set_alpha_from_click() -> None:
+    """A click on a point of the selected method's WiSE-FT curve moves the sidebar's α there."""
+    state = st.session_state.get("er-chart")
+    points = (state or {}).get("selection", {}).get("points", [])
+    curve_trace = next((k for k, t in enumerate(fig.data) if t.meta == "curve:selected"), None)
+    for point in points:
+        if point.get("curve_number") == curve_trace and point.get("point_index") is not None:
+            st.session_state["alpha"] = float(er["curve"].alpha.iloc[point["point_index"]])
+            return
+
+
+st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="er-chart", on_select=_set_alpha_from_click, selection_mode="points")
+st.caption("Click a point of the red curve to move α there. Error bars: 99.5% Clopper-Pearson per model.")
 if base.get("source"):
     st.caption(
         f"Baseline: {base['source']}, {base['n_models']} models, {transform} fit "
-        f"T(y) = {base['slope']:.3f}·T(x) + {base['intercept']:.3f}. {base.get('note', '')}"
+        f"{line_equation(base['slope'], base['intercept'])}. {base.get('note', '')}"
     )
 else:
     st.warning(
@@ -87,4 +110,30 @@ st.dataframe(
 download_csv(table, f"{page.run}-{method}-effective-robustness-{target}.csv")
 if base.get("source"):
     with st.expander("Standard models used for the line"):
-        st.dataframe(base["points"], width="stretch")
+        st.dataframe(
+            base["points"].assign(x=100 * base["points"].x, y=100 * base["points"].y),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "x": st.column_config.NumberColumn(f"{view.id} (%)", format="%.1f"),
+                "y": st.column_config.NumberColumn(f"{target} (%)", format="%.1f"),
+                "rho": st.column_config.NumberColumn("ρ (points)", format="%+.1f"),
+                "fit": st.column_config.CheckboxColumn("in the fit"),
+                "in_plot": None,
+            },
+        )
+
+if len(view.shifts) > 1:
+    st.subheader("One panel per shift")
+    how_to_read(
+        "The WiSE-FT paper's layout: each shift on its own axes, with its own line of standard models, the selected "
+        "method's curve (red), its zero-shot (star) and fine-tuned (triangle) ends and the current α (ring). Each "
+        "panel frames its own models. ρ and its intervals for a shift: pick it as the OOD target above."
+    )
+    panels = {s: view.er_data(method, s, transform, intervals=False) for s in view.shifts}
+    x_labels = {s: (f"ImageNet on {s}'s classes" if view.is_imagenet and has_class_subset_axis(s) else view.id) for s in view.shifts}
+    panel_fig = session_figure(
+        ("er-panels", id(view), method, transform), lambda: er_panels_figure(panels, transform, i, method, label, x_labels)
+    )
+    set_panels_alpha(panel_fig, panels, transform, i)
+    st.plotly_chart(panel_fig, width="stretch", config=PLOTLY_CONFIG, key="er-panels")
