@@ -359,7 +359,15 @@ def er_figure(
 
 
 def diversity_figure(table: pd.DataFrame) -> go.Figure:
-    fig = go.Figure()
+    """Zero-shot vs fine-tuned per set: the [0, 1] measures (PD, 1 − κ, 1 − CKA) on the left, KL (nats, unbounded)
+    on its own axis on the right."""
+    from plotly.subplots import make_subplots
+
+    kl = [c for c in table.columns if c.startswith("KL")]
+    bounded = [c for c in table.columns if c not in kl]
+    fig = make_subplots(
+        rows=1, cols=2, column_widths=[0.7, 0.3], horizontal_spacing=0.1, subplot_titles=("fractions (0 to 1)", "KL (nats)")
+    )
     for k, col in enumerate(table.columns):
         fig.add_trace(
             go.Bar(
@@ -367,10 +375,13 @@ def diversity_figure(table: pd.DataFrame) -> go.Figure:
                 y=table[col],
                 name=col,
                 marker_color=PALETTE[k],
-                hovertemplate=f"<b>{col}</b><br>%{{x}}: %{{y:.4f}}<extra></extra>",
-            )
+                hovertemplate=f"<b>{col}</b><br>%{{x}}: %{{y:.3f}}<extra></extra>",
+            ),
+            row=1,
+            col=2 if col in kl else 1,
         )
-    fig.update_layout(barmode="group", height=420, yaxis_title="zero-shot vs fine-tuned", margin=dict(l=60, r=20, t=30, b=80))
+    fig.update_yaxes(range=[0, max(0.05, float(np.nanmax(table[bounded].to_numpy())) * 1.1)] if bounded else None, row=1, col=1)
+    fig.update_layout(barmode="group", height=440, margin=dict(l=60, r=20, t=40, b=90), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -392,6 +403,7 @@ def margin_figure(frame: pd.DataFrame) -> go.Figure:
                 opacity=0.7,
                 meanline_visible=True,
                 points=False,
+                spanmode="hard",  # the density stops at the data: a top-1 minus top-2 margin is never below 0
                 hoverinfo="y+name",
             )
         )
@@ -401,8 +413,10 @@ def margin_figure(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def per_class_figure(table: pd.DataFrame, column: str, title: str, max_bars: int = 60) -> go.Figure:
-    """Per-class accuracy change; with many classes, the ``max_bars`` largest |fine-tuned − zero-shot| changes."""
+def per_class_figure(table: pd.DataFrame, column: str, title: str, max_bars: int = 60, selected: str | None = None) -> go.Figure:
+    """Per-class accuracy change; with many classes, the ``max_bars`` largest |fine-tuned − zero-shot| changes.
+
+    Every bar is labelled; ``selected`` (a class name) is outlined and its label bold."""
     if len(table) > max_bars:
         keep = (table["fine-tuned − zero-shot"].abs()).nlargest(max_bars).index
         table = table.loc[keep]
@@ -434,7 +448,11 @@ def per_class_figure(table: pd.DataFrame, column: str, title: str, max_bars: int
             hovertemplate="<b>%{x}</b><br>Δ=%{y:+.1f} pts<br>zero-shot %{customdata[0]:.1f}%<br>fine-tuned %{customdata[1]:.1f}%<br>θ(α) %{customdata[2]:.1f}%<br>n=%{customdata[3]}<extra></extra>",
         )
     )
-    fig.update_layout(title=title, yaxis_title="accuracy change (points)", height=380, margin=dict(l=60, r=20, t=50, b=80))
+    if selected is not None and selected in set(ordered["class"]):
+        fig.data[0].marker.line = dict(width=[3 if c == selected else 0 for c in ordered["class"]], color="#000")
+    ticktext = [f"<b>{c}</b>" if c == selected else c for c in ordered["class"]]
+    fig.update_xaxes(tickmode="array", tickvals=list(ordered["class"]), ticktext=ticktext, tickangle=-60, tickfont=dict(size=10))
+    fig.update_layout(title=title, yaxis_title="accuracy change (points)", height=440, margin=dict(l=60, r=20, t=50, b=130))
     return fig
 
 
@@ -569,7 +587,10 @@ def toy_figure(result: dict, names: dict[str, str]) -> go.Figure:
     """Kumar et al.'s two-layer linear toy: losses during training (left) and how far B moved (right)."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss during training", "‖B − B₀‖ on ID vs OOD directions"))
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("loss during training", "‖B − B₀‖ on ID vs OOD directions"), horizontal_spacing=0.16
+    )
+    floor = 1e-12  # a change below this is rounding (the gradient argument makes it exactly 0): drawn at the floor
     for key in ("lp", "ft", "lpft"):
         h, colour = result[key], TOY_COLOURS[key]
         x = np.arange(len(h["id_loss"]))
@@ -580,7 +601,10 @@ def toy_figure(result: dict, names: dict[str, str]) -> go.Figure:
         )
         fig.add_trace(
             go.Scatter(
-                x=x, y=h["change_ood"] + 1e-18, name=f"{names[key]} · change on OOD directions", line=dict(color=colour, dash="dot")
+                x=x,
+                y=np.maximum(h["change_ood"], floor),
+                name=f"{names[key]} · change on OOD directions",
+                line=dict(color=colour, dash="dot"),
             ),
             row=1,
             col=2,
@@ -588,7 +612,15 @@ def toy_figure(result: dict, names: dict[str, str]) -> go.Figure:
     top = max(float(np.max(result[k][c])) for k in ("lp", "ft", "lpft") for c in ("id_loss", "ood_loss"))
     # floor at 1e-5: below that the ID losses are just converged, and the OOD gap is what matters
     fig.update_yaxes(type="log", range=[-5, np.log10(top) + 0.3], row=1, col=1, title="squared loss (log, floored at 1e-5)")
-    fig.update_yaxes(type="log", row=1, col=2, title="Frobenius norm", exponentformat="e")
+    top_change = max(float(np.max(result[k]["change_id"])) for k in ("lp", "ft", "lpft"))
+    fig.update_yaxes(
+        type="log",
+        range=[-12.5, np.log10(max(top_change, 1e-11)) + 0.5],
+        row=1,
+        col=2,
+        title="Frobenius norm (floored at 1e-12)",
+        exponentformat="e",
+    )
     fig.update_xaxes(title="step")
     fig.update_layout(height=520, margin=dict(l=60, r=20, t=40, b=50))
     return fig

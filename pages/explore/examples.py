@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, per_class_figure
-from dashboard.state import ci_text, download_csv, how_to_read, method_page
+from dashboard.state import ci_text, download_csv, how_to_read, method_page, plain
 
 page = method_page("Examples & classes · {label}")
 view, method, i, alpha = page.view, page.method, page.i, page.alpha
@@ -23,19 +23,21 @@ st.caption(f"{len(table)} examples shown (at most 48).")
 if table.empty:
     st.info("No disagreements match these filters.")
 else:
-    cols = st.columns(6)
-    for k, (_, row) in enumerate(table.iterrows()):
-        with cols[k % 6]:
-            png = view.thumbnail(dataset, row["index"])
-            if png is not None:
-                st.image(png, width=96)
-            mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
-            st.markdown(
-                f"**{row['label']}**  \n"
-                f"ZS {mark(row['zero-shot right'])}: {row['zero-shot top-3']}  \n"
-                f"FT {mark(row['fine-tuned right'])}: {row['fine-tuned top-3']}  \n"
-                f"θ({alpha:.2f}) {mark(row['θ(α) right'])}: {row[f'θ({alpha:.2f}) top-3']}"
-            )
+    mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
+    theta_col = f"θ({alpha:.2f}) top-3"
+    for start in range(0, len(table), 6):  # one row of six equal cards at a time: an aligned grid
+        cols = st.columns(6)
+        for col, (_, row) in zip(cols, table.iloc[start : start + 6].iterrows()):
+            with col.container(height=300, border=True):
+                png = view.thumbnail(dataset, row["index"])
+                if png is not None:
+                    st.image(png, width=72)
+                st.markdown(
+                    f"**{plain(row['label'])}**  \n"
+                    f"ZS {mark(row['zero-shot right'])} {plain(row['zero-shot top-3'])}  \n"
+                    f"FT {mark(row['fine-tuned right'])} {plain(row['fine-tuned top-3'])}  \n"
+                    f"θ({alpha:.2f}) {mark(row['θ(α) right'])} {plain(row[theta_col])}"
+                )
     if view.thumbnail(dataset, table["index"].iloc[0]) is None:
         st.caption("This store has no thumbnails (stores built with `eval` keep only logits); the table lists the examples.")
     with st.expander("As a table"):
@@ -44,6 +46,7 @@ else:
 
 st.subheader(f"Per-class accuracy change on {dataset}")
 per_class = view.per_class(method, dataset, i)
+selected = None if class_name == "(all)" else class_name
 st.markdown(
     view.narrate_per_class(method, dataset, i, "fine-tuned − zero-shot")
     + " "
@@ -51,10 +54,16 @@ st.markdown(
 )
 c1, c2 = st.columns(2)
 c1.plotly_chart(
-    per_class_figure(per_class, "fine-tuned − zero-shot", "fine-tuned vs zero-shot"), width="stretch", config=PLOTLY_CONFIG, key="pc-ft"
+    per_class_figure(per_class, "fine-tuned − zero-shot", "fine-tuned vs zero-shot", selected=selected),
+    width="stretch",
+    config=PLOTLY_CONFIG,
+    key="pc-ft",
 )
 c2.plotly_chart(
-    per_class_figure(per_class, "θ(α) − zero-shot", f"θ({alpha:.2f}) vs zero-shot"), width="stretch", config=PLOTLY_CONFIG, key="pc-alpha"
+    per_class_figure(per_class, "θ(α) − zero-shot", f"θ({alpha:.2f}) vs zero-shot", selected=selected),
+    width="stretch",
+    config=PLOTLY_CONFIG,
+    key="pc-alpha",
 )
 shown = per_class[["class", "n", "zero-shot", "fine-tuned", "theta(alpha)"]].copy()
 for col in ("fine-tuned − zero-shot", "θ(α) − zero-shot"):

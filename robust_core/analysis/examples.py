@@ -67,10 +67,29 @@ class ExampleViews:
             "95% paired interval within the class and McNemar's exact test must agree)."
         )
 
+    def _top_probabilities(self, method: str, dataset: str, j: int, idx: np.ndarray, classes: np.ndarray) -> np.ndarray | None:
+        """Softmax probabilities of ``classes`` (rows of top-k class indices) for examples ``idx`` at grid point ``j``.
+
+        Needs that alpha's full logits: every alpha in a full store, the two endpoints in a top-k-only store
+        (``None`` elsewhere, and the page shows class names only).
+        """
+        j = self.grid_index(method, j)
+        if self.store.has_full_logits(method):
+            rows = np.asarray(self.store.logits(method, dataset)[j][idx], np.float64)
+        elif j in (0, len(self.alphas(method)) - 1):
+            rows = np.asarray(self.store.endpoint_logits(method, dataset)[0 if j == 0 else 1][idx], np.float64)
+        else:
+            return None
+        rows = rows - rows.max(axis=1, keepdims=True)
+        probs = np.exp(rows)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return np.take_along_axis(probs, np.asarray(classes, np.int64), axis=1)
+
     def disagreements(
         self, method: str, dataset: str, i: int, who: str = "any", class_name: str | None = None, limit: int = 48
     ) -> pd.DataFrame:
-        """Examples where zero-shot and fine-tuned disagree, with each model's top-3 predictions.
+        """Examples where zero-shot and fine-tuned disagree, with each model's top-3 predictions and their
+        softmax probabilities (where the store keeps that alpha's logits).
 
         ``who``: ``any``, ``zero-shot right``, ``fine-tuned right``, ``both wrong``.
         """
@@ -90,16 +109,19 @@ class ExampleViews:
             mask &= labels == names.index(class_name)
         idx = np.flatnonzero(mask)[:limit]
 
-        def top3(rows):
-            return [", ".join(names[c] for c in row) for row in rows]
+        def top3(j, rows):
+            probs = self._top_probabilities(method, dataset, j, idx, rows)
+            if probs is None:
+                return [", ".join(names[c] for c in row) for row in rows]
+            return [", ".join(f"{names[c]} {100 * q:.0f}%" for c, q in zip(row, qs)) for row, qs in zip(rows, probs)]
 
         return pd.DataFrame(
             {
                 "index": idx,
                 "label": [names[labels[k]] for k in idx],
-                "zero-shot top-3": top3(zs[idx]),
-                "fine-tuned top-3": top3(ft[idx]),
-                f"θ({a:.2f}) top-3": top3(mid[idx]),
+                "zero-shot top-3": top3(0, zs[idx]),
+                "fine-tuned top-3": top3(-1, ft[idx]),
+                f"θ({a:.2f}) top-3": top3(i, mid[idx]),
                 "zero-shot right": zs[idx, 0] == labels[idx],
                 "fine-tuned right": ft[idx, 0] == labels[idx],
                 "θ(α) right": mid[idx, 0] == labels[idx],
