@@ -33,6 +33,8 @@ An interrupted run resumes when the same command is run again.""",
     "info": """example:
   python -m robust_core info cache/demo
   python -m robust_core info cache/demo --json""",
+    "summarize": """example (precompute the per-alpha tables the dashboard shows, once):
+  python -m robust_core summarize cache/mytask""",
     "export": """example (theta(0.5) of the FT run, weights + metrics JSON):
   python -m robust_core export cache/demo --method ft --alpha 0.5 --out wise_ft_0.5.safetensors""",
     "demo": """example (full build, ~20 min on 2 CPU cores; refuses to replace cache/demo without --force):
@@ -122,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
     p = add("info", "Describe a store (sets, methods, accuracy at alpha 0, 0.5, 1).")
     p.add_argument("store")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add(
+        "summarize",
+        "Compute the per-alpha tables the dashboard shows (paired intervals, per-class, overrides, margins) once and keep "
+        "them in the store, so the first visit of any alpha is a lookup.",
+    )
+    p.add_argument("store")
 
     p = add("export", "Write theta(alpha) as safetensors plus a JSON of its metrics.")
     p.add_argument("store")
@@ -461,6 +470,20 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_summarize(args) -> int:
+    import time
+
+    from .store import open_store
+    from .summaries import write_summaries
+
+    store = open_store(args.store)
+    start = time.perf_counter()
+    store = write_summaries(store)
+    n = sum(1 for rel in store.manifest["files"] if rel.startswith("summaries/"))
+    print(f"wrote {n} summary tables into {store.path} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .export import export_interpolated
 
@@ -518,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         "finetune": cmd_finetune,
         "eval": cmd_eval,
         "info": cmd_info,
+        "summarize": cmd_summarize,
         "export": cmd_export,
         "demo": cmd_demo,
         "datasets": cmd_datasets,

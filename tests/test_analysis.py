@@ -269,3 +269,29 @@ def test_diversity_and_overrides_against_direct_counts(tmp_path):
     assert over["zero-shot overrides"] == pytest.approx(1 / 6) and over["neither"] == 0.0
     assert over["fine-tuned right when it wins"] == pytest.approx(1 / 5)  # only example 4 (label 4) is right
     assert over["zero-shot right when overriding"] == 0.0  # example 5: both theta and zero-shot say 9, the label is 5
+
+
+def test_stored_summaries_equal_what_the_view_computes(five_alpha_view, tmp_path, capsys):
+    """``summarize`` keeps the per-alpha tables with the store; a view reading them shows the same numbers."""
+    import shutil
+
+    from pandas.testing import assert_frame_equal
+
+    from robust_core.cli import main
+    from robust_core.store import open_store
+
+    view, _ = five_alpha_view
+    copy = tmp_path / "store"
+    shutil.copytree(view.store.path, copy)
+    assert main(["summarize", str(copy)]) == 0
+    assert "summary tables" in capsys.readouterr().out
+    stored = RunView(open_store(copy))  # opening verifies every summary's sha256
+    assert stored._stored("summaries/ft/paired-zero-shot.parquet") is not None
+    for ref in ("zero-shot", "fine-tuned"):
+        assert_frame_equal(stored.paired_grid("ft", ref), view.paired_grid("ft", ref))
+    for i in range(len(ALPHAS5)):
+        assert_frame_equal(stored.overrides("ft", i), view.overrides("ft", i), check_names=False)
+        for ds in ("id", "shift"):
+            assert_frame_equal(stored.per_class("ft", ds, i), view.per_class("ft", ds, i))
+            assert_frame_equal(stored.margin_summary("ft", ds, i), view.margin_summary("ft", ds, i))
+        assert stored.narrate_tradeoff("ft", i) == view.narrate_tradeoff("ft", i)

@@ -150,7 +150,7 @@ def test_help_lists_subcommands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for sub in ("finetune", "eval", "info", "export", "demo", "datasets"):
+    for sub in ("finetune", "eval", "info", "summarize", "export", "demo", "datasets"):
         assert sub in out
 
 

@@ -48,23 +48,31 @@ how_to_read(
     "average of outputs. The sentence under the chart compares the mean margins of this run's two models on the "
     "chosen set, among each model's correct and among its incorrect predictions (images resampled jointly, 95%)."
 )
-dataset = st.selectbox(
-    "Dataset", view.store.datasets, index=view.store.datasets.index(view.shifts[0]) if view.shifts else 0, key="margin_ds"
-)
-fig = session_figure(("margins", id(view), method, dataset), lambda: margin_figure(view.margins(method, dataset, None, max_rows=4000)))
-st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="margin-chart")
-st.markdown(view.narrate_confidence(method, dataset))
-st.caption(f"Violins: zero-shot and fine-tuned (up to 4,000 examples each). The table adds θ({alpha:.2f}) and uses every example.")
-summary = view.margin_summary(method, dataset, i)
-st.dataframe(
-    summary,
-    width="stretch",
-    column_config={
-        "count": st.column_config.NumberColumn(format="%d"),
-        "mean": st.column_config.NumberColumn("mean margin", format="%.3f"),
-        "median": st.column_config.NumberColumn("median margin", format="%.3f"),
-    },
-)
+
+
+@st.fragment
+def confidence_section() -> None:
+    """Its dataset picker reruns only this section (not the sidebar and the rest of the page)."""
+    dataset = st.selectbox(
+        "Dataset", view.store.datasets, index=view.store.datasets.index(view.shifts[0]) if view.shifts else 0, key="margin_ds"
+    )
+    fig = session_figure(("margins", id(view), method, dataset), lambda: margin_figure(view.margins(method, dataset, None, max_rows=4000)))
+    st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="margin-chart")
+    st.markdown(view.narrate_confidence(method, dataset))
+    st.caption(f"Violins: zero-shot and fine-tuned (up to 4,000 examples each). The table adds θ({alpha:.2f}) and uses every example.")
+    summary = view.margin_summary(method, dataset, i)
+    st.dataframe(
+        summary,
+        width="stretch",
+        column_config={
+            "count": st.column_config.NumberColumn(format="%d"),
+            "mean": st.column_config.NumberColumn("mean margin", format="%.3f"),
+            "median": st.column_config.NumberColumn("median margin", format="%.3f"),
+        },
+    )
+
+
+confidence_section()
 
 st.subheader(f"Who wins a disagreement at α = {alpha:.2f}?")
 how_to_read(

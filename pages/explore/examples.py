@@ -13,71 +13,81 @@ how_to_read(
     "with a paired 95% interval per class (images resampled within the class). Bars drawn pale are not "
     "distinguishable from 0 at that class's n (the interval includes 0 or McNemar's exact test is not significant)."
 )
-c1, c2, c3 = st.columns(3)
-dataset = c1.selectbox("Dataset", view.store.datasets, index=view.store.datasets.index(view.shifts[0]) if view.shifts else 0, key="ex_ds")
-classes = view.store.classnames(dataset)
-class_name = c2.selectbox("Class", ["(all)", *classes], key="ex_class")
-who = c3.radio("Who is right", ["any", "zero-shot right", "fine-tuned right", "both wrong"], horizontal=True, key="ex_who")
-table = view.disagreements(method, dataset, i, who, None if class_name == "(all)" else class_name, limit=48)
-st.caption(f"{len(table)} examples shown (at most 48).")
-if table.empty:
-    st.info("No disagreements match these filters.")
-else:
-    mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
-    theta_col = f"θ({alpha:.2f}) top-3"
-    for start in range(0, len(table), 6):  # one row of six equal cards at a time: an aligned grid
-        cols = st.columns(6)
-        for col, (_, row) in zip(cols, table.iloc[start : start + 6].iterrows()):
-            with col.container(height=300, border=True):
-                png = view.thumbnail(dataset, row["index"])
-                if png is not None:
-                    st.image(png, width=72)
-                st.markdown(
-                    f"**{plain(row['label'])}**  \n"
-                    f"ZS {mark(row['zero-shot right'])} {plain(row['zero-shot top-3'])}  \n"
-                    f"FT {mark(row['fine-tuned right'])} {plain(row['fine-tuned top-3'])}  \n"
-                    f"θ({alpha:.2f}) {mark(row['θ(α) right'])} {plain(row[theta_col])}"
-                )
-    if view.thumbnail(dataset, table["index"].iloc[0]) is None:
-        st.caption("This store has no thumbnails (stores built with `eval` keep only logits); the table lists the examples.")
-    with st.expander("As a table"):
-        st.dataframe(table, hide_index=True, width="stretch")
-        download_csv(table, f"{page.run}-{method}-{dataset}-disagreements.csv")
 
-st.subheader(f"Per-class accuracy change on {dataset}")
-per_class = view.per_class(method, dataset, i)
-selected = None if class_name == "(all)" else class_name
-st.markdown(
-    view.narrate_per_class(method, dataset, i, "fine-tuned − zero-shot")
-    + " "
-    + view.narrate_per_class(method, dataset, i).replace(f"On {dataset}, ", "At this α, ")
-)
-c1, c2 = st.columns(2)
-c1.plotly_chart(
-    per_class_figure(per_class, "fine-tuned − zero-shot", "fine-tuned vs zero-shot", selected=selected),
-    width="stretch",
-    config=PLOTLY_CONFIG,
-    key="pc-ft",
-)
-c2.plotly_chart(
-    per_class_figure(per_class, "θ(α) − zero-shot", f"θ({alpha:.2f}) vs zero-shot", selected=selected),
-    width="stretch",
-    config=PLOTLY_CONFIG,
-    key="pc-alpha",
-)
-shown = per_class[["class", "n", "zero-shot", "fine-tuned", "theta(alpha)"]].copy()
-for col in ("fine-tuned − zero-shot", "θ(α) − zero-shot"):
-    shown[f"{col}, pts [95% CI]"] = [
-        ci_text(100 * r[col], 100 * r[f"{col} low"], 100 * r[f"{col} high"], 0) for _, r in per_class.iterrows()
-    ]
-    shown[f"{col}: verdict"] = per_class[f"{col} verdict"]
-st.dataframe(
-    shown,
-    hide_index=True,
-    width="stretch",
-    column_config={
-        **{c: st.column_config.NumberColumn(c, format="percent") for c in ("zero-shot", "fine-tuned")},
-        "theta(alpha)": st.column_config.NumberColumn(f"θ({alpha:.2f})", format="percent"),
-    },
-)
-download_csv(per_class, f"{page.run}-{method}-{dataset}-per-class.csv")
+
+@st.fragment
+def examples_and_classes() -> None:
+    """The filters (set, class, who is right) rerun only this body; the sidebar's alpha reruns the page."""
+    c1, c2, c3 = st.columns(3)
+    dataset = c1.selectbox(
+        "Dataset", view.store.datasets, index=view.store.datasets.index(view.shifts[0]) if view.shifts else 0, key="ex_ds"
+    )
+    classes = view.store.classnames(dataset)
+    class_name = c2.selectbox("Class", ["(all)", *classes], key="ex_class")
+    who = c3.radio("Who is right", ["any", "zero-shot right", "fine-tuned right", "both wrong"], horizontal=True, key="ex_who")
+    table = view.disagreements(method, dataset, i, who, None if class_name == "(all)" else class_name, limit=48)
+    st.caption(f"{len(table)} examples shown (at most 48).")
+    if table.empty:
+        st.info("No disagreements match these filters.")
+    else:
+        mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
+        theta_col = f"θ({alpha:.2f}) top-3"
+        for start in range(0, len(table), 6):  # one row of six equal cards at a time: an aligned grid
+            cols = st.columns(6)
+            for col, (_, row) in zip(cols, table.iloc[start : start + 6].iterrows()):
+                with col.container(height=300, border=True):
+                    png = view.thumbnail(dataset, row["index"])
+                    if png is not None:
+                        st.image(png, width=72)
+                    st.markdown(
+                        f"**{plain(row['label'])}**  \n"
+                        f"ZS {mark(row['zero-shot right'])} {plain(row['zero-shot top-3'])}  \n"
+                        f"FT {mark(row['fine-tuned right'])} {plain(row['fine-tuned top-3'])}  \n"
+                        f"θ({alpha:.2f}) {mark(row['θ(α) right'])} {plain(row[theta_col])}"
+                    )
+        if view.thumbnail(dataset, table["index"].iloc[0]) is None:
+            st.caption("This store has no thumbnails (stores built with `eval` keep only logits); the table lists the examples.")
+        with st.expander("As a table"):
+            st.dataframe(table, hide_index=True, width="stretch")
+            download_csv(table, f"{page.run}-{method}-{dataset}-disagreements.csv")
+
+    st.subheader(f"Per-class accuracy change on {dataset}")
+    per_class = view.per_class(method, dataset, i)
+    selected = None if class_name == "(all)" else class_name
+    st.markdown(
+        view.narrate_per_class(method, dataset, i, "fine-tuned − zero-shot")
+        + " "
+        + view.narrate_per_class(method, dataset, i).replace(f"On {dataset}, ", "At this α, ")
+    )
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(
+        per_class_figure(per_class, "fine-tuned − zero-shot", "fine-tuned vs zero-shot", selected=selected),
+        width="stretch",
+        config=PLOTLY_CONFIG,
+        key="pc-ft",
+    )
+    c2.plotly_chart(
+        per_class_figure(per_class, "θ(α) − zero-shot", f"θ({alpha:.2f}) vs zero-shot", selected=selected),
+        width="stretch",
+        config=PLOTLY_CONFIG,
+        key="pc-alpha",
+    )
+    shown = per_class[["class", "n", "zero-shot", "fine-tuned", "theta(alpha)"]].copy()
+    for col in ("fine-tuned − zero-shot", "θ(α) − zero-shot"):
+        shown[f"{col}, pts [95% CI]"] = [
+            ci_text(100 * r[col], 100 * r[f"{col} low"], 100 * r[f"{col} high"], 0) for _, r in per_class.iterrows()
+        ]
+        shown[f"{col}: verdict"] = per_class[f"{col} verdict"]
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            **{c: st.column_config.NumberColumn(c, format="percent") for c in ("zero-shot", "fine-tuned")},
+            "theta(alpha)": st.column_config.NumberColumn(f"θ({alpha:.2f})", format="percent"),
+        },
+    )
+    download_csv(per_class, f"{page.run}-{method}-{dataset}-per-class.csv")
+
+
+examples_and_classes()

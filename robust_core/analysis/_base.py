@@ -75,6 +75,16 @@ class RunViewBase:
             self._cache[key] = value
         return value
 
+    def _stored(self, rel: str, i: int | None = None) -> pd.DataFrame | None:
+        """A per-alpha summary kept with the store (``robust_core.summaries``), restricted to grid point ``i``;
+        None when the store has none, and the caller computes it."""
+        from ..summaries import read_summary
+
+        table = self._memo(("stored", rel), lambda: read_summary(self.store, rel))
+        if table is None or i is None:
+            return table
+        return table[table.alpha_index == i].drop(columns="alpha_index").reset_index(drop=True)
+
     def labels(self, dataset: str) -> np.ndarray:
         return self._memo(("labels", dataset), lambda: np.asarray(self.store.labels(dataset)))
 

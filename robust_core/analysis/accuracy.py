@@ -85,6 +85,9 @@ class AccuracyViews:
         """
 
         def build():
+            stored = self._stored(f"summaries/{method}/paired-{reference}.parquet")
+            if stored is not None:
+                return stored.set_index(["alpha", "dataset"])
             ref = REFERENCES[reference]
             rows = []
             alphas = self.alphas(method)

@@ -116,6 +116,9 @@ class DiversityViews:
         i = None if i is None else self.grid_index(method, i)
 
         def build():
+            stored = self._stored(f"summaries/{method}/margins-{dataset}.parquet", i) if i is not None else None
+            if stored is not None:
+                return stored.set_index(["model", "correct"])
             frame = self.margins(method, dataset, i, max_rows=None)
             return frame.groupby(["model", "correct"], sort=False).margin.agg(["count", "mean", "median"])
 
@@ -168,6 +171,9 @@ class DiversityViews:
     def overrides(self, method: str, i: int) -> pd.DataFrame:
         """Per dataset: where zero-shot and fine-tuned disagree, whom theta(alpha_i) sides with."""
         i = self.grid_index(method, i)
+        stored = self._stored(f"summaries/{method}/overrides.parquet", i)
+        if stored is not None:
+            return stored.set_index("dataset")
         rows = []
         for ds in self.store.datasets:
             zs, ft, mid = (self.predictions(method, ds, j) for j in (0, -1, i))

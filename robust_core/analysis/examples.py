@@ -20,6 +20,9 @@ class ExampleViews:
         i = self.grid_index(method, i)
 
         def build():
+            stored = self._stored(f"summaries/{method}/per_class-{dataset}.parquet", i)
+            if stored is not None:
+                return stored
             labels = self.labels(dataset)
             names = self.store.classnames(dataset)
             n = len(names)
