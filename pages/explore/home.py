@@ -69,6 +69,11 @@ with st.expander("All stores in the store folder (cache/ or $ROBUST_STORE_ROOT)"
         except StoreError as exc:
             # st.dataframe shows text as text (no markdown); server paths are still taken out
             status = f"invalid: {exc}".replace(str(path.parent.resolve()) + "/", "").replace(str(path.parent) + "/", "")
-            rows.append({"run": path.name, "status": status, "ID": None, "shifts": None, "methods": None, "created": None})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            rows.append({"run": path.name, "status": status, "ID": "–", "shifts": None, "methods": "–", "created": "–"})
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        column_config={"shifts": st.column_config.NumberColumn(format="%d"), "created": st.column_config.TextColumn("created (UTC)")},
+    )
 show_notices()

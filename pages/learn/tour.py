@@ -92,11 +92,20 @@ steps = [
     ),
     ("pages/learn/papers.py", "6 · Compare with the papers", "The published ImageNet numbers on the same axes.", lambda: []),
 ]
+# link labels are the pages' own titles in the menu (app.py)
+PAGE_TITLES = {
+    "pages/explore/tradeoff.py": "Tradeoff",
+    "pages/explore/effective_robustness.py": "Effective robustness",
+    "pages/explore/diversity.py": "Diversity & confidence",
+    "pages/explore/examples.py": "Examples & classes",
+    "pages/learn/feature_distortion.py": "Why fine-tuning distorts features",
+    "pages/learn/papers.py": "The papers' numbers",
+}
 for page, title, text, found in steps:
     st.subheader(title)
     st.markdown(text)
     findings(found())
-    st.page_link(page, label=f"Open {title.split('· ')[1]}", icon="➡️")
+    st.page_link(page, label=f"Open {PAGE_TITLES.get(page, title.split('· ')[1])}", icon="➡️")
 st.info(
     "Every chart has a camera icon (PNG download) and every table a CSV button. The URL carries the run, method "
     "and α, so you can share exactly what you see."
