@@ -58,8 +58,13 @@ def weights_problem(store: Store, method: str) -> str | None:
         return f"Store {store.name} has no method {method!r}."
     refs = info.get("checkpoints") or {}
     if "zeroshot" not in refs or "finetuned" not in refs:
-        what = "soups and their ingredients are stored as logits only" if info.get("kind") in ("soup", "soup-ingredient") else ""
-        return f"The store keeps no weights for {method}{f' ({what})' if what else ''}: only its logits."
+        if info.get("kind") in ("soup", "soup-ingredient"):
+            return f"The store keeps no weights for {method} (soups and their ingredients are stored as logits only)."
+        if _is_demo(store):
+            fix = "Rebuild the demo with `python -m robust_core demo --force`: it ships every method's weights in cache/demo/weights."
+        else:
+            fix = f"Re-run `python -m robust_core eval ... --finetuned {method}=PATH`: this version records the checkpoints in the store."
+        return f"The store keeps no weights for {method}, only its logits. {fix}"
     for which in ("zeroshot", "finetuned"):
         try:
             path = store.checkpoint(method, which)
@@ -245,6 +250,16 @@ class LiveModel:
         if isinstance(image, np.ndarray):
             image = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
         return self._transform(image.convert("RGB")).numpy()
+
+    def model_view(self, image) -> np.ndarray:
+        """What the model gets, as a uint8 RGB image (H, W, 3): the preprocessed input with the normalisation undone."""
+        from torchvision.transforms import Normalize
+
+        x = self._as_input(image)
+        norm = next((t for t in getattr(self._transform, "transforms", []) if isinstance(t, Normalize)), None)
+        if norm is not None:
+            x = x * np.asarray(norm.std, np.float32)[:, None, None] + np.asarray(norm.mean, np.float32)[:, None, None]
+        return (np.clip(x.transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)
 
     # ---- theta(alpha)
     def model_at(self, alpha: float):

@@ -114,7 +114,7 @@ with left:
         c1, c2 = st.columns(2)
         stroke = c1.slider("Pen width", 8, 40, 22, key="live_pen")
         drawn = c2.selectbox("What you draw", ["(not saying)", *chars], key="live_drawn", help="The true class, for the curve.")
-        fit = st.toggle("Centre and scale the strokes like the demo's glyphs", value=True, key="live_fit")
+        st.caption("Draw one character with the mouse; the toolbar above the canvas undoes or clears.")
         canvas = st_canvas(
             stroke_width=stroke,
             stroke_color="#1a1a1a",
@@ -125,6 +125,7 @@ with left:
             return_image_data=True,
             key="live_canvas",
         )
+        fit = st.toggle("Centre and scale the strokes like the demo's glyphs", value=True, key="live_fit")
         rgba = canvas.image_data if canvas is not None else None
         image = live.drawing_to_image(rgba, fit=fit)
         if image is None:
@@ -149,14 +150,6 @@ with left:
                 input_key = "upload:" + hashlib.sha1(data).hexdigest()
     for note in notes:
         st.warning(plain(note), icon="ℹ️")
-    if image is not None:
-        shown = np.asarray(image)
-        small = max(shown.shape[:2]) <= 64
-        st.image(
-            np.repeat(np.repeat(shown, 128 // shown.shape[0], 0), 128 // shown.shape[1], 1) if small and source != "Draw" else image,
-            width=128 if small else 220,
-            caption="what the model gets (32 × 32, enlarged)" if small else "your image (resized and centre-cropped as at evaluation)",
-        )
 
 if image is None:
     with right:
@@ -174,6 +167,7 @@ except live.LiveError as exc:
 probs = live.softmax(logits)
 theta_probs = live.softmax(theta_logits)
 truth_name = classnames[true_class] if true_class is not None else None
+top = {name: int(np.argmax(p)) for name, p in (("zero-shot", probs[0]), ("θ(α)", theta_probs), ("fine-tuned", probs[-1]))}
 
 
 def top_table(p: np.ndarray) -> pd.DataFrame:
@@ -187,6 +181,10 @@ def top_table(p: np.ndarray) -> pd.DataFrame:
 
 
 with right:
+    seen = selected.model_view(image)
+    zoom = max(1, 128 // max(seen.shape[:2]))
+    side, verdict_box = st.columns([1, 4], vertical_alignment="center")
+    side.image(np.repeat(np.repeat(seen, zoom, 0), zoom, 1), width=min(128, seen.shape[1] * zoom))
     columns = st.columns(3)
     panels = [
         ("Zero-shot · α = 0", probs[0]),
@@ -200,19 +198,21 @@ with right:
                 top_table(p),
                 hide_index=True,
                 width="stretch",
-                column_config={"probability": st.column_config.ProgressColumn("probability", format="%.1f%%", min_value=0, max_value=100)},
+                column_config={"probability": st.column_config.NumberColumn("%", format="%.1f", width="small")},
             )
-    top = {name: int(np.argmax(p)) for name, p in (("zero-shot", probs[0]), ("θ(α)", theta_probs), ("fine-tuned", probs[-1]))}
-    if truth_name is not None:
-        verdict = ", ".join(f"{who} {'right' if k == true_class else 'wrong'}" for who, k in top.items())
-        st.markdown(f"True class **{plain(truth_name)}**: {verdict}.")
-    else:
-        st.markdown(
-            f"Top-1: zero-shot **{plain(classnames[top['zero-shot']])}**, θ({alpha:.2f}) **{plain(classnames[top['θ(α)']])}**, "
-            f"fine-tuned **{plain(classnames[top['fine-tuned']])}**."
-        )
-    if alpha in (0.0, 1.0):
-        st.caption(f"At α = {alpha:g}, θ(α) is the {'zero-shot' if alpha == 0 else 'fine-tuned'} model itself.")
+    with verdict_box:
+        h, w = seen.shape[:2]
+        st.caption(f"Left: what the model gets ({w} × {h} px{', enlarged' if zoom > 1 else ''}), preprocessed as at evaluation.")
+        if truth_name is not None:
+            verdict = ", ".join(f"{who} {'right' if k == true_class else 'wrong'}" for who, k in top.items())
+            st.markdown(f"True class **{plain(truth_name)}**: {verdict}.")
+        else:
+            st.markdown(
+                f"Top-1: zero-shot **{plain(classnames[top['zero-shot']])}**, θ({alpha:.2f}) **{plain(classnames[top['θ(α)']])}**, "
+                f"fine-tuned **{plain(classnames[top['fine-tuned']])}**."
+            )
+        if alpha in (0.0, 1.0):
+            st.caption(f"At α = {alpha:g}, θ(α) is the {'zero-shot' if alpha == 0 else 'fine-tuned'} model itself.")
 
     all_methods = st.toggle("Every method at once", key="live_all", help="θ(α) of every method of this run whose weights are here.")
     shown_methods = [m for m in available if m == method or all_methods]
