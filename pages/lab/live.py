@@ -28,6 +28,13 @@ how_to_read(
     "method at once."
 )
 MANIFEST_MTIME = (store.path / "manifest.json").stat().st_mtime
+# Streamlit forgets the state of widgets a run did not draw (a run that stops early, or another input source):
+# writing the values back keeps every factor and the toggle where the user left them.
+KEPT = ("live_all", "live_char", "live_family", "live_font", "live_bg", "live_ink", "live_invert", "live_outline", "live_seed")
+KEPT += ("live_rotation", "live_size", "live_corruption", "live_severity", "live_pen", "live_drawn", "live_fit", "live_truth")
+for key in KEPT:
+    if key in st.session_state:
+        st.session_state[key] = st.session_state[key]
 
 
 @st.cache_resource(show_spinner="Loading the model's weights…", max_entries=16)
@@ -84,6 +91,8 @@ with left:
         except live.LiveError as exc:
             st.error(plain(str(exc)), icon="🔤")
             st.stop()
+        if st.session_state.get("live_font", 0) > len(fonts) - 1:  # another family with fewer fonts
+            st.session_state["live_font"] = 0
         font_index = st.slider("Font", 0, len(fonts) - 1, 0, key="live_font", help="The fonts of the family on this machine.")
         st.caption(f"Font: {plain(fonts[font_index].rsplit('/', 1)[-1])}")
         c1, c2 = st.columns(2)
@@ -256,11 +265,11 @@ with right:
             )
     fig.add_vline(x=alpha, line=dict(color="#444", width=1.5, dash="dot"), annotation_text=f"α = {alpha:.2f}", annotation_position="top")
     fig.update_layout(
-        height=340,
+        height=330 + 22 * len(fig.data),
         margin=dict(l=10, r=10, t=40, b=10),
         xaxis=dict(title="α (0 = zero-shot, 1 = fine-tuned)", range=[-0.02, 1.02]),
         yaxis=dict(title="probability (%)", range=[-2, 102]),
-        legend=dict(orientation="h", yanchor="top", y=-0.22, font=dict(size=11)),
+        legend=dict(orientation="h", yanchor="top", y=-0.3, font=dict(size=11)),
         title=dict(text="Along the α grid", font=dict(size=14)),
     )
     st.plotly_chart(fig, config=PLOTLY_CONFIG, key="live_curve")
