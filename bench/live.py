@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         "methods": alphas,
         "route": "loop (in place, alpha by alpha)" if args.loop else "grid batch (vmap over stacked theta(alpha); LP: matmul)",
         "inputs": args.inputs,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": args.threads or torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "load_avg_1min": os.getloadavg()[0],
         "machine": platform.machine(),

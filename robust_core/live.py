@@ -18,6 +18,7 @@ imports it when a model is built. ``python bench/live.py`` measures the latency 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import threading
@@ -144,6 +145,22 @@ def _load_endpoint(store: Store, method: str, which: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------- models
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """torch's intra-op thread count set to ``threads`` for the block, then restored (None: unchanged)."""
+    import torch
+
+    if not threads:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 @dataclass
 class Grid:
     """Logits of one input for every alpha of a method's grid (row 0 = zero-shot, last row = fine-tuned)."""
@@ -174,7 +191,7 @@ class LiveModel:
         store_path: the store directory.
         method: a method whose two endpoints are on this machine (``weights_problem`` is None).
         models_per_method: theta(alpha) classifiers kept by ``model_at``.
-        threads: torch intra-op threads to set (process-wide), or None.
+        threads: torch intra-op threads while this model runs (restored after each call), or None.
 
     Raises:
         LiveError: missing or changed weights, another architecture's checkpoint.
@@ -232,11 +249,10 @@ class LiveModel:
         n_params = sum(t.numel() for t in self._interpolator.targets)
         self.grid_batched = n_params * len(self.alphas) * 4 <= GRID_BATCH_BYTES
         self._stacked = None
-        if threads:
-            # One input at a time is bound by per-operator overhead, not arithmetic: a second intra-op thread only
-            # waits for a busy core on every operator of a shared machine (demo, 2 cores at load 4: 1.26 s per
-            # input with 2 threads, 0.26 s with 1). Process-wide; the dashboard runs no other torch work.
-            torch.set_num_threads(threads)
+        # One input at a time is bound by per-operator overhead, not arithmetic: a second intra-op thread only waits
+        # for a busy core on every operator of a shared machine (demo, 2 cores at load 4: 1.05 s per input with 2
+        # threads, 0.15 s with 1). Set around each call and restored, so the rest of the process keeps its setting.
+        self.threads = threads
 
     # ---- preprocessing
     def preprocess(self, image) -> np.ndarray:
@@ -281,15 +297,16 @@ class LiveModel:
         import torch
 
         x = torch.from_numpy(self._as_input(image))[None]
-        with torch.no_grad():
-            return np.stack([self.model_at(a)(x)[0].float().numpy() for a in alphas])
+        models = [self.model_at(a) for a in alphas]
+        with torch.no_grad(), self._lock, _torch_threads(self.threads):
+            return np.stack([model(x)[0].float().numpy() for model in models])
 
     def grid(self, image) -> Grid:
         """Logits of every alpha of the method's grid for one input (raw image or ``preprocess`` output)."""
         import torch
 
         x = torch.from_numpy(self._as_input(image))[None]
-        with torch.no_grad(), self._lock:
+        with torch.no_grad(), self._lock, _torch_threads(self.threads):
             if self.linear:
                 logits = self._grid_linear(x)
             elif self.grid_batched:

@@ -92,7 +92,10 @@ def test_every_alpha_equals_the_stored_logits_of_stored_examples(demo, models, m
 
 
 def test_batched_grid_equals_alpha_by_alpha_and_model_at(models):
+    import torch
+
     model = models["ft"]
+    threads = torch.get_num_threads()
     image = live.compose_glyph(live.GlyphSpec(character="7", font_family="handwriting", rotation=20))
     assert model.grid_batched  # the demo's stacked grid fits the budget
     batched = model.grid(image).logits
@@ -104,6 +107,7 @@ def test_batched_grid_equals_alpha_by_alpha_and_model_at(models):
     assert np.allclose(batched, looped, atol=1e-4)
     at = model.logits_at(image, [0.0, 0.3, 1.0])
     assert np.allclose(at, batched[[0, 3, -1]], atol=1e-4)
+    assert torch.get_num_threads() == threads  # live runs use 1 thread and restore the process's setting
 
 
 def test_theta_alpha_models_are_cached_per_alpha_in_an_lru():

@@ -123,7 +123,7 @@ with left:
         c1, c2 = st.columns(2)
         stroke = c1.slider("Pen width", 8, 40, 22, key="live_pen")
         drawn = c2.selectbox("What you draw", ["(not saying)", *chars], key="live_drawn", help="The true class, for the curve.")
-        st.caption("Draw one character with the mouse; the toolbar above the canvas undoes or clears.")
+        st.caption("Draw one character with the mouse.")
         canvas = st_canvas(
             stroke_width=stroke,
             stroke_color="#1a1a1a",
