@@ -26,6 +26,9 @@ PAGES = {
         st.Page("pages/learn/feature_distortion.py", title="Why fine-tuning distorts features", icon="🧪"),
         st.Page("pages/learn/papers.py", title="The papers' numbers", icon="📚"),
     ],
+    "Lab": [
+        st.Page("pages/lab/live.py", title="Live lab", icon="✏️"),
+    ],
 }
 
 navigation = st.navigation(PAGES)

@@ -22,6 +22,7 @@ PAGES = [
     "pages/learn/tour.py",
     "pages/learn/feature_distortion.py",
     "pages/learn/papers.py",
+    "pages/lab/live.py",
 ]
 
 
@@ -127,3 +128,62 @@ def test_corrupted_store_shows_clear_message_and_others_still_work(app):
     app.selectbox(key="run").set_value("demo").run()
     assert not _problems(app) and not app.error
     assert any(m.label == "OOD avg" for m in app.metric)
+
+
+def _table(app, k):
+    frame = app.dataframe[k].value
+    return [(c.removeprefix("✓ "), round(p, 6)) for c, p in zip(frame["class"], frame["probability"])]
+
+
+def test_live_lab_tables_equal_core_and_follow_the_inputs(app, store_root):
+    from robust_core import live
+
+    app.run()
+    app.switch_page("pages/lab/live.py")
+    app.run()
+    assert not _problems(app) and not app.error
+    assert [m.value for m in app.markdown if m.value.startswith("**")][:3] == [
+        "**Zero-shot · α = 0**",
+        "**θ(0.50) · WiSE-FT**",
+        "**Fine-tuned · α = 1**",
+    ]
+    app.selectbox(key="live_char").set_value("7").run()
+    app.selectbox(key="live_family").set_value("handwriting").run()
+    app.slider(key="live_rotation").set_value(25).run()
+    assert not _problems(app) and not app.error
+    spec = live.GlyphSpec(character="7", font_family="handwriting", rotation=25.0)
+    model = live.LiveModel(store_root / "demo", "ft")
+    grid = model.grid(live.compose_glyph(spec))
+    expected = [live.top_k(p, model.classnames) for p in (grid.probs[0], grid.probs[5], grid.probs[-1])]
+    for k in range(3):  # theta(alpha) is run by its own cached model (model_at), the endpoints by the batched grid
+        table = _table(app, k)
+        assert [name for name, _ in table] == [name for _, name, _ in expected[k]]
+        assert [p for _, p in table] == pytest.approx([100 * p for *_, p in expected[k]], abs=1e-3)
+    assert any("True class **digit seven**" in m.value for m in app.markdown)
+    before = _table(app, 2)
+    app.select_slider(key="alpha").set_value(0.8).run()
+    assert any("θ(0.80)" in m.value for m in app.markdown)
+    app.selectbox(key="live_char").set_value("X").run()
+    assert _table(app, 2) != before and any("True class **capital letter x**" in m.value for m in app.markdown)
+    app.toggle(key="live_all").set_value(True).run()
+    assert not _problems(app) and not app.error
+    app.radio(key="live_source").set_value("Upload an image").run()
+    assert not _problems(app) and any("Upload an image" in i.value for i in app.info)
+
+
+def test_live_lab_without_weights_names_the_command(tmp_path, monkeypatch):
+    import json
+
+    shutil.copytree(DEMO, tmp_path / "demo", ignore=shutil.ignore_patterns("_build"))
+    manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
+    for method in manifest["methods"].values():
+        method.pop("checkpoints", None)
+    (tmp_path / "demo" / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("ROBUST_STORE_ROOT", str(tmp_path))
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    app.run()
+    app.switch_page("pages/lab/live.py")
+    app.run()
+    assert not _problems(app)
+    errors = " ".join(e.value for e in app.error).replace("\\", "")
+    assert "keeps no weights" in errors and "python -m robust_core demo --force" in errors

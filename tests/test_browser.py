@@ -28,8 +28,9 @@ PAGES = {
     "tour": "Guided tour",
     "feature_distortion": "Why fine-tuning distorts features",
     "papers": "The papers' numbers",
+    "live": "Live lab",
 }
-CHART_PAGES = {"tradeoff", "effective_robustness", "diversity", "examples", "feature_distortion", "papers"}
+CHART_PAGES = {"tradeoff", "effective_robustness", "diversity", "examples", "feature_distortion", "papers", "live"}
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 playwright = pytest.importorskip("playwright.sync_api")
@@ -176,4 +177,47 @@ def test_url_text_never_becomes_a_link_or_an_image(server, browser):
     _settle(page, True)
     assert page.locator("a[href*='evil'], img[src*='evil'], img[src='x']").count() == 0
     assert "does not exist" in page.locator('[data-testid="stAlert"]').first.inner_text()
+    page.close()
+
+
+def _top1_line(page) -> str:
+    return page.get_by_text("Top-1:").first.inner_text()
+
+
+def test_live_lab_draw_a_stroke_and_predictions_change(server, browser):
+    """Draw on the canvas (streamlit-drawable-canvas) with the mouse: predictions appear, then change with a second stroke."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{server}/live?run=demo&method=ft&alpha=0.5", timeout=60000)
+    _settle(page, True)
+    page.get_by_text("Draw", exact=True).click()
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for(timeout=60000)
+    _settle(page, False)
+    box = canvas.bounding_box()
+
+    def stroke(points):
+        page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
+        page.mouse.up()
+
+    stroke([(128, 40), (128, 220)])  # one vertical bar
+    page.get_by_text("Top-1:").first.wait_for(timeout=60000)
+    _settle(page, True)
+    first = _top1_line(page)
+    stroke([(128, 40), (70, 100)])  # a flag and a foot: a "1"
+    stroke([(70, 220), (190, 220)])
+    page.wait_for_function(
+        "(before) => { const el = [...document.querySelectorAll('p')].find(p => p.innerText.startsWith('Top-1:'));"
+        " return el && el.innerText !== before; }",
+        arg=first,
+        timeout=60000,
+    )
+    _settle(page, True)
+    second = _top1_line(page)
+    assert first != second, (first, second)
+    assert page.locator('[data-testid="stException"]').count() == 0 and "Traceback" not in page.content()
+    assert page.locator('[data-testid="stDataFrame"]').count() == 3
+    page.screenshot(path=str(SHOTS / "live-draw.png"), full_page=True)
     page.close()

@@ -12,7 +12,7 @@ from robust_core.analysis import OOD_AVG
 show_notices()
 st.title("Guided tour of the demo")
 how_to_read(
-    "Six stops, about ten minutes. Each one names what to change in the sidebar and what to look for; the "
+    "Seven stops, about fifteen minutes. Each one names what to change in the sidebar and what to look for; the "
     "links open the page with the current run, method and α. The findings quoted under each stop are computed "
     "from the run open in the sidebar, with 95% paired intervals; where an interval includes 0 the tour says "
     "so instead of naming a direction."
@@ -84,13 +84,22 @@ steps = [
         lambda: [view.narrate_per_class(method, view.shifts[0], -1, "fine-tuned − zero-shot")] if view is not None and view.shifts else [],
     ),
     (
+        "pages/lab/live.py",
+        "5 · Make the shift yourself",
+        "Compose a glyph and change one factor at a time (a handwriting or decorative font, a photo background, "
+        "inverted ink, a rotation, a corruption), or draw one: the page runs zero-shot, fine-tuned and θ(α) on your "
+        "input and draws the true class's probability along the α grid. Look for inputs where the fine-tuned model "
+        "is confidently wrong and a middle α is right.",
+        lambda: [],
+    ),
+    (
         "pages/learn/feature_distortion.py",
-        "5 · Why it happens",
+        "6 · Why it happens",
         "The linear toy of the LP-FT paper: fine-tuning with a poor head changes the features only on the ID "
         "directions; the page shows what that does to OOD loss for LP, FT and LP-FT.",
         lambda: [],
     ),
-    ("pages/learn/papers.py", "6 · Compare with the papers", "The published ImageNet numbers on the same axes.", lambda: []),
+    ("pages/learn/papers.py", "7 · Compare with the papers", "The published ImageNet numbers on the same axes.", lambda: []),
 ]
 # link labels are the pages' own titles in the menu (app.py)
 PAGE_TITLES = {
