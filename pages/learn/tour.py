@@ -109,6 +109,7 @@ PAGE_TITLES = {
     "pages/explore/examples.py": "Examples & classes",
     "pages/learn/feature_distortion.py": "Why fine-tuning distorts features",
     "pages/learn/papers.py": "The papers' numbers",
+    "pages/lab/live.py": "Live lab",
 }
 for page, title, text, found in steps:
     st.subheader(title)
