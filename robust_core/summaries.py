@@ -2,7 +2,7 @@
 
 The dashboard's slow tables are functions of (method, alpha index, set) only: the paired intervals of
 theta(alpha) against both endpoints at every grid alpha, the per-class table with its per-class intervals,
-the overrides and the margin summaries. ``write_summaries(store)`` computes them with the same ``RunView``
+the overrides, the margin summaries and the single models (soups) against theta(alpha). ``write_summaries(store)`` computes them with the same ``RunView``
 code the app runs and stores them as parquet files listed (with their sha256) in the manifest; ``RunView``
 then reads them instead of recomputing, so the first visit of any alpha is a lookup. A store without
 them (built before, or with ``--no-summaries``) works the same, computing on first use.
@@ -28,6 +28,8 @@ def summary_files(store: Store) -> dict[str, str]:
         for ref in ("zero-shot", "fine-tuned"):
             out[f"summaries/{m}/paired-{ref}.parquet"] = f"theta(alpha) - {ref}, every alpha and set"
         out[f"summaries/{m}/overrides.parquet"] = "overrides, every alpha"
+        if store.point_methods:
+            out[f"summaries/{m}/single_models.parquet"] = "soups and single models against theta(alpha), every alpha"
         for ds in store.datasets:
             out[f"summaries/{m}/per_class-{ds}.parquet"] = f"per-class table on {ds}, every alpha"
             out[f"summaries/{m}/margins-{ds}.parquet"] = f"margin summary on {ds}, every alpha"
@@ -44,6 +46,8 @@ def _tables(store: Store):
         for ref in REFERENCES:
             yield f"summaries/{m}/paired-{ref}.parquet", view.paired_grid(m, ref).reset_index()
         yield f"summaries/{m}/overrides.parquet", pd.concat([view.overrides(m, i).reset_index().assign(alpha_index=i) for i in range(n)])
+        if store.point_methods:
+            yield f"summaries/{m}/single_models.parquet", pd.concat([view.single_models(m, i).assign(alpha_index=i) for i in range(n)])
         for ds in store.datasets:
             yield f"summaries/{m}/per_class-{ds}.parquet", pd.concat([view.per_class(m, ds, i).assign(alpha_index=i) for i in range(n)])
             margins = [view.margin_summary(m, ds, i).reset_index().assign(alpha_index=i) for i in range(n)]

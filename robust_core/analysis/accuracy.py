@@ -177,6 +177,9 @@ class AccuracyViews:
             return pd.DataFrame()
 
         def build():
+            stored = self._stored(f"summaries/{method}/single_models.parquet", i)
+            if stored is not None:
+                return stored
             theta = {ds: self.correct(method, ds)[i] for ds in self.store.datasets}
             rows = []
             for m in points:
