@@ -23,13 +23,14 @@ PAGES = {
     "tradeoff": "ID / OOD tradeoff",
     "effective_robustness": "Effective robustness",
     "diversity": "Diversity & confidence",
+    "calibration": "Calibration",
     "examples": "Examples & classes",
     "export": "Export",
     "tour": "Guided tour",
     "feature_distortion": "Why fine-tuning distorts features",
     "papers": "The papers' numbers",
 }
-CHART_PAGES = {"tradeoff", "effective_robustness", "diversity", "examples", "feature_distortion", "papers"}
+CHART_PAGES = {"tradeoff", "effective_robustness", "diversity", "calibration", "examples", "feature_distortion", "papers"}
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 playwright = pytest.importorskip("playwright.sync_api")
