@@ -18,6 +18,7 @@ PAGES = {
         st.Page("pages/explore/tradeoff.py", title="Tradeoff", icon="📈"),
         st.Page("pages/explore/effective_robustness.py", title="Effective robustness", icon="🎯"),
         st.Page("pages/explore/diversity.py", title="Diversity & confidence", icon="🔀"),
+        st.Page("pages/explore/calibration.py", title="Calibration", icon="🌡️"),
         st.Page("pages/explore/examples.py", title="Examples & classes", icon="🖼️"),
         st.Page("pages/explore/export.py", title="Export", icon="📦"),
     ],

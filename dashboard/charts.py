@@ -719,3 +719,129 @@ def set_panels_alpha(fig: go.Figure, panels: dict[str, dict], transform: str, i:
             x, y = metrics.transform([curve.x.iloc[i], curve.y.iloc[i]], transform)
             ring.update(x=[float(x)], y=[float(y)])
     return fig
+
+
+# ------------------------------------------------------------------------------------- calibration
+CALIBRATION_COLOURS = {"zero-shot": "#2ca02c", "fine-tuned": "#d62728"}  # theta(alpha) gets orange, as on the margins chart
+
+
+def reliability_figure(table: pd.DataFrame, title: str) -> go.Figure:
+    """Reliability diagram of ``RunView.reliability``: accuracy against mean confidence per bin for each model,
+    the diagonal of perfect calibration, and beneath it each bin's share of the examples (counts in the hover)."""
+    from html import escape  # set names come from store files: plotly renders a subset of HTML in titles
+
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.74, 0.26], vertical_spacing=0.05)
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 100], y=[0, 100], mode="lines", name="perfect calibration", line=dict(color="#888", dash="dash"), hoverinfo="skip"
+        ),
+        row=1,
+        col=1,
+    )
+    for model, rows in table.groupby("model", sort=False):
+        colour = CALIBRATION_COLOURS.get(model, "#ff7f0e")
+        n = int(rows["count"].sum())
+        seen = rows[rows["count"] > 0]
+        custom = np.stack([100 * seen.low, 100 * seen.high, seen["count"], 100 * seen["count"] / max(n, 1)], axis=1)
+        fig.add_trace(
+            go.Scatter(
+                x=100 * seen.confidence,
+                y=100 * seen.accuracy,
+                mode="lines+markers",
+                name=model,
+                legendgroup=model,
+                line=dict(color=colour, width=2.5),
+                marker=dict(size=8),
+                customdata=custom,
+                hovertemplate=f"<b>{model}</b><br>bin %{{customdata[0]:.1f}}–%{{customdata[1]:.1f}}%<br>"
+                "mean confidence %{x:.1f}%<br>accuracy %{y:.1f}%<br>n = %{customdata[2]:,} (%{customdata[3]:.1f}%)<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Bar(
+                x=100 * (rows.low + rows.high) / 2,
+                y=100 * rows["count"] / max(n, 1),
+                name=model,
+                legendgroup=model,
+                showlegend=False,
+                marker_color=colour,
+                customdata=rows["count"],
+                hovertemplate=f"<b>{model}</b><br>bin centre %{{x:.1f}}%<br>%{{y:.1f}}% of examples (n = %{{customdata:,}})<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
+    fig.update_xaxes(range=[0, 100], row=1, col=1)
+    fig.update_xaxes(range=[0, 100], title_text="confidence: max softmax probability (%)", row=2, col=1)
+    fig.update_yaxes(range=[0, 102], title_text="accuracy in the bin (%)", row=1, col=1)
+    fig.update_yaxes(title_text="examples (%)", row=2, col=1)
+    fig.update_layout(
+        title=escape(title), barmode="group", bargap=0.15, height=600, legend=dict(x=0.01, y=0.99), margin=dict(l=60, r=20, t=50, b=50)
+    )
+    return fig
+
+
+def ece_curve_figure(curve: pd.DataFrame, id_name: str, shifts: list[str], alpha: float, title: str) -> go.Figure:
+    """ECE (points) along the alpha grid per set and OOD avg (columns of ``curve``), the sidebar's alpha marked."""
+    from html import escape  # set names come from store files: plotly renders a subset of HTML in names and titles
+
+    fig = go.Figure()
+    for k, col in enumerate(curve.columns):
+        highlight = col in (id_name, OOD_AVG)
+        colour = "#000000" if col == id_name else "#d62728" if col == OOD_AVG else PALETTE[(k + 2) % len(PALETTE)]
+        name = escape(f"{col} (ID)" if col == id_name else col if col == OOD_AVG or col in shifts else f"{col} (ID val)")
+        fig.add_trace(
+            go.Scatter(
+                x=curve.index,
+                y=curve[col],
+                mode="lines+markers",
+                name=name,
+                line=dict(color=colour, width=3.5 if highlight else 1.4, dash="solid" if highlight or col in shifts else "dot"),
+                marker=dict(size=5),
+                hovertemplate=f"<b>{name}</b><br>α=%{{x:.2f}}<br>ECE=%{{y:.2f}} pts<extra></extra>",
+            )
+        )
+    fig.add_vline(x=alpha, line=dict(color="#555", width=1.5, dash="dot"), annotation_text=f"α={alpha:.2f}", annotation_position="top")
+    for col in (c for c in (id_name, OOD_AVG) if c in curve):
+        fig.add_trace(
+            go.Scatter(
+                x=[],
+                y=[],
+                mode="markers",
+                showlegend=False,
+                marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color="#000", width=2)),
+                hoverinfo="skip",
+                meta=f"alpha:{col}",
+            )
+        )
+    set_ece_alpha(fig, curve, alpha)
+    fig.update_layout(
+        title=escape(title),
+        xaxis_title="α (0 = zero-shot, 1 = fine-tuned)",
+        yaxis_title="ECE (points, 15 bins)",
+        xaxis_range=[-0.03, 1.03],
+        height=480,
+        legend=dict(orientation="v", x=1.02, y=1),
+        margin=dict(l=60, r=20, t=50, b=50),
+        hovermode="closest",
+    )
+    return fig
+
+
+def set_ece_alpha(fig: go.Figure, curve: pd.DataFrame, alpha: float) -> go.Figure:
+    """Move the alpha line and the ID / OOD-avg markers of ``ece_curve_figure`` to the sidebar's grid alpha (an exact
+    grid value; no marker where the curve lacks it: a top-k store is calibrated at its endpoints only)."""
+    rows = np.flatnonzero(curve.index.to_numpy(float) == alpha)
+    on_grid = len(rows) > 0
+    with fig.batch_update():
+        fig.layout.shapes[0].update(x0=alpha, x1=alpha)
+        fig.layout.annotations[0].update(x=alpha, text=f"α={alpha:.2f}")
+        for trace in fig.data:
+            if isinstance(trace.meta, str) and trace.meta.startswith("alpha:"):
+                col = trace.meta.split(":", 1)[1]
+                trace.update(x=[curve.index[rows[0]]] if on_grid else [], y=[curve[col].iloc[rows[0]]] if on_grid else [])
+    return fig

@@ -349,6 +349,25 @@ def paired_statistic(
     return Interval(est, float(low[0]), float(high[0]), level, len(columns))
 
 
+def resampled_sums(columns, resamples: int = RESAMPLES, seed=0) -> np.ndarray:
+    """(R, c) column sums of per-example ``columns`` (n, c) over the example bootstrap (index resampling).
+
+    The resamples depend only on ``seed``, ``n`` and ``resamples``, so several calls with the same seed on
+    the same examples (e.g. column chunks of a large matrix) are one joint resample: statistics built from
+    their sums are paired. Memory is bounded by the block size of the index draws, not by R * n.
+    """
+    columns = np.asarray(columns, np.float64)
+    if columns.ndim != 2 or not len(columns):
+        raise ValueError(f"resampled_sums needs (n, c) values with n > 0; got {columns.shape}.")
+    return _resampled_sums(columns, resamples, seed)
+
+
+def percentile_interval(estimate: float, samples, n: int, level: float = LEVEL) -> Interval:
+    """An ``Interval`` from a point estimate and its (R,) bootstrap samples (NaN samples ignored)."""
+    low, high = _quantiles(np.asarray(samples, np.float64)[:, None], level)
+    return Interval(float(estimate), float(low[0]), float(high[0]), level, int(n))
+
+
 def mean_difference(
     values_a,
     values_b,
@@ -610,5 +629,7 @@ __all__ = [
     "paired_difference",
     "paired_difference_ood",
     "per_class_difference",
+    "percentile_interval",
+    "resampled_sums",
     "verdict",
 ]

@@ -17,6 +17,7 @@ PAGES = [
     "pages/explore/tradeoff.py",
     "pages/explore/effective_robustness.py",
     "pages/explore/diversity.py",
+    "pages/explore/calibration.py",
     "pages/explore/examples.py",
     "pages/explore/export.py",
     "pages/learn/tour.py",
@@ -187,3 +188,23 @@ def test_live_lab_without_weights_names_the_command(tmp_path, monkeypatch):
     assert not _problems(app)
     errors = " ".join(e.value for e in app.error).replace("\\", "")
     assert "keeps no weights" in errors and "python -m robust_core demo --force" in errors
+
+
+def test_calibration_page_numbers_equal_core(app, store_root):
+    view = RunView(open_store(store_root / "demo"))
+    app.run()
+    app.switch_page("pages/explore/calibration.py")
+    app.run()
+    app.select_slider(key="alpha").set_value(0.3).run()
+    assert not _problems(app) and not app.error
+    dataset = app.selectbox(key="cal_ds").value
+    assert dataset == view.shifts[0]
+    i = view.alpha_point("ft", 0.3).index
+    for scaled in (False, True):
+        app.toggle(key="cal_temperature").set_value(scaled).run()
+        assert not _problems(app)
+        metrics = {m.label: m.value for m in app.metric}
+        assert metrics["ECE θ(α=0.30)"] == f"{view.ece('ft', dataset, i, scaled):.2f} pts"
+        assert metrics["ECE fine-tuned"] == f"{view.ece('ft', dataset, -1, scaled):.2f} pts"
+        table = app.dataframe[0].value
+        assert table.loc["OOD avg", "fine-tuned"] == pytest.approx(view.ece_curve("ft", scaled)["OOD avg"].iloc[-1])

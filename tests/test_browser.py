@@ -23,6 +23,7 @@ PAGES = {
     "tradeoff": "ID / OOD tradeoff",
     "effective_robustness": "Effective robustness",
     "diversity": "Diversity & confidence",
+    "calibration": "Calibration",
     "examples": "Examples & classes",
     "export": "Export",
     "tour": "Guided tour",
@@ -30,7 +31,7 @@ PAGES = {
     "papers": "The papers' numbers",
     "live": "Live lab",
 }
-CHART_PAGES = {"tradeoff", "effective_robustness", "diversity", "examples", "feature_distortion", "papers", "live"}
+CHART_PAGES = {"tradeoff", "effective_robustness", "diversity", "calibration", "examples", "feature_distortion", "papers", "live"}
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 playwright = pytest.importorskip("playwright.sync_api")

@@ -11,6 +11,7 @@ One module per concept:
     robustness.py  effective robustness: baseline line, rho and its two intervals
     diversity.py   prediction diversity, margins (confidence), overrides
     examples.py    per-class changes and disagreeing examples
+    calibration.py ECE, reliability bins, temperature scaling on ID val, paired ECE differences
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from ..store import Store
 from ._base import OOD_AVG, REFERENCES, AlphaPoint, RunViewBase, ood_avg
 from .accuracy import AccuracyViews
+from .calibration import CalibrationViews
 from .diversity import DiversityViews
 from .examples import ExampleViews
 from .robustness import RobustnessViews
@@ -25,7 +27,7 @@ from .robustness import RobustnessViews
 __all__ = ["OOD_AVG", "REFERENCES", "AlphaPoint", "RunView", "ood_avg"]
 
 
-class RunView(AccuracyViews, RobustnessViews, DiversityViews, ExampleViews, RunViewBase):
+class RunView(AccuracyViews, RobustnessViews, DiversityViews, ExampleViews, CalibrationViews, RunViewBase):
     """Read-only analysis of one store."""
 
     def __init__(self, store: Store):
