@@ -266,13 +266,12 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .datasets import head_classnames_for, resolve, templates_for
-    from .evaluate import EvalConfig, MethodSpec, linear_is_valid
-    from .models import build_classifier, build_zeroshot_head, load_state_dict, read_checkpoint_info, sha256_file
+    from .datasets import head_classnames_for, templates_for
+    from .models import build_classifier, build_zeroshot_head
     from .pipeline import build_store
     from .runtime import init_distributed, rank_world
     from .templates import get_templates
-    from .wise import check_compatible, parse_alphas
+    from .wise import parse_alphas
 
     init_distributed()
     rank0 = rank_world()[0] == 0
@@ -282,8 +281,49 @@ def cmd_eval(args) -> int:
     classnames = head_classnames_for(id_name, id_root)
     templates = get_templates(args.templates) if args.templates else templates_for(id_name)
     zeroshot = build_classifier(model, build_zeroshot_head(model, tokenizer, classnames, templates)).eval()
-    theta_zeroshot = {k: v.detach().clone() for k, v in zeroshot.state_dict().items()}
     identity = _zeroshot_identity(args, model, zeroshot, classnames, templates, id_name)
+    methods = _eval_methods(args, zeroshot, identity, alphas, warn=rank0)
+    sets = _eval_sets(args, preprocess, classnames)
+    out = Path(args.out)
+
+    def save_zeroshot(folder: Path) -> None:  # rank 0, into the folder being built (the staging one under --force)
+        from .models import CheckpointInfo, save_classifier
+
+        sha = save_classifier(
+            zeroshot,
+            folder / "checkpoints" / "zeroshot.safetensors",
+            CheckpointInfo(args.arch, args.pretrained, "zeroshot", classnames, {"templates": templates}, identity),
+        )
+        for m in methods:
+            m.info["checkpoints"]["zeroshot"]["sha256"] = sha
+
+    store = build_store(
+        out,
+        zeroshot,
+        methods,
+        sets,
+        sets[0].name,
+        _split_named(args.id_val)[0] if args.id_val else None,
+        [_split_named(s)[0] for s in args.shift],
+        provenance=_eval_provenance(args, templates, alphas, identity),
+        eval_config=_eval_config(args),
+        logits_dtype=args.logits_dtype,
+        force=args.force,
+        on_start=save_zeroshot,
+    )
+    if store is not None:
+        print(f"wrote store {out}")
+        _print_info(store)
+    return 0
+
+
+def _eval_methods(args, zeroshot, identity: dict, alphas: list[float], warn: bool = True) -> list:
+    """One ``MethodSpec`` per ``--finetuned METHOD=PATH``, each checked against theta_0 before any data is read."""
+    from .evaluate import MethodSpec, linear_is_valid
+    from .models import load_state_dict, read_checkpoint_info, sha256_file
+    from .wise import check_compatible
+
+    theta_zeroshot = {k: v.detach().clone() for k, v in zeroshot.state_dict().items()}
     methods = []
     for item in args.finetuned:
         method, path = _split_named(item)  # _prepare checked the form and that the file exists
@@ -293,7 +333,12 @@ def cmd_eval(args) -> int:
         except ValueError as exc:
             raise SystemExit(f"error: {path} cannot be interpolated with the zero-shot model of {args.arch}: {exc}") from exc
         meta = read_checkpoint_info(path) if Path(str(path) + ".json").exists() else {}
-        _check_zeroshot_start(path, meta, identity, warn=rank0)
+        _check_zeroshot_start(path, meta, identity, warn=warn)
+        checkpoints = {
+            "finetuned": {"path": str(Path(path).resolve()), "sha256": sha256_file(path)},
+            # written by rank 0 when the store starts (cmd_eval's save_zeroshot fills in the digest)
+            "zeroshot": {"path": "checkpoints/zeroshot.safetensors", "sha256": None},
+        }
         methods.append(
             MethodSpec(
                 method,
@@ -301,73 +346,58 @@ def cmd_eval(args) -> int:
                 theta_ft,
                 alphas,
                 linear=linear_is_valid(theta_zeroshot, theta_ft),
-                info={
-                    "checkpoints": {"finetuned": {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}},
-                    "hyperparameters": meta.get("extra", {}).get("config", {}),
-                },
+                info={"checkpoints": checkpoints, "hyperparameters": meta.get("extra", {}).get("config", {})},
             )
         )
+    return methods
+
+
+def _eval_sets(args, preprocess, classnames: list[str]) -> list:
+    """The ID set, then the ID validation set if given, then the shifts, as ``EvalSet``s."""
+    from .datasets import resolve
+
+    specs = [args.id, *([args.id_val] if args.id_val else []), *args.shift]
     sets = []
-    roles = [(args.id, "id")] + ([(args.id_val, "id_val")] if args.id_val else []) + [(s, "shift") for s in args.shift]
-    for spec, _ in roles:
+    for spec in specs:
         name, root = _split_named(spec)
         sets.append(
             resolve(
                 name, root, args.data_root, preprocess, head_classnames=classnames, download=args.download, max_examples=args.max_examples
             )
         )
-    out = Path(args.out)
-    from .models import CheckpointInfo, save_classifier
+    return sets
 
-    def save_zeroshot(folder: Path) -> None:  # rank 0, into the folder being built (the staging one under --force)
-        sha = save_classifier(
-            zeroshot,
-            folder / "checkpoints" / "zeroshot.safetensors",
-            CheckpointInfo(args.arch, args.pretrained, "zeroshot", classnames, {"templates": templates}, identity),
-        )
-        for m in methods:
-            m.info["checkpoints"]["zeroshot"]["sha256"] = sha
 
-    for m in methods:
-        m.info["checkpoints"]["zeroshot"] = {"path": "checkpoints/zeroshot.safetensors", "sha256": None}
-    store = build_store(
-        out,
-        zeroshot,
-        methods,
-        sets,
-        sets[0].name,
-        _split_named(args.id_val)[0] if args.id_val else None,
-        [_split_named(s)[0] for s in args.shift],
-        provenance={
-            "model": {
-                "arch": args.arch,
-                "pretrained": args.pretrained,
-                "checkpoint": args.checkpoint,
-                "checkpoint_sha256": sha256_file(args.checkpoint) if args.checkpoint else None,
-            },
-            "templates": templates,
-            "alphas": alphas,
-            "command": " ".join(sys.argv),
-            # theta_0's inputs (not its head's last bits, which vary with a machine's float summation order)
-            "zeroshot_identity": {k: v for k, v in identity.items() if k not in ("weights_sha256", "head_sha256")},
+def _eval_provenance(args, templates: list[str], alphas: list[float], identity: dict) -> dict:
+    from .models import sha256_file
+
+    return {
+        "model": {
+            "arch": args.arch,
+            "pretrained": args.pretrained,
+            "checkpoint": args.checkpoint,
+            "checkpoint_sha256": sha256_file(args.checkpoint) if args.checkpoint else None,
         },
-        eval_config=EvalConfig(
-            batch_size=args.batch_size or 256,
-            chunk_batches=args.chunk_batches,
-            num_workers=args.workers,
-            feature_rows=args.feature_rows,
-            store_logits=args.store_logits,
-            amp=args.amp,
-            device=args.device,
-        ),
-        logits_dtype=args.logits_dtype,
-        force=args.force,
-        on_start=save_zeroshot,
+        "templates": templates,
+        "alphas": alphas,
+        "command": " ".join(sys.argv),
+        # theta_0's inputs (not its head's last bits, which vary with a machine's float summation order)
+        "zeroshot_identity": {k: v for k, v in identity.items() if k not in ("weights_sha256", "head_sha256")},
+    }
+
+
+def _eval_config(args):
+    from .evaluate import EvalConfig
+
+    return EvalConfig(
+        batch_size=args.batch_size or EvalConfig.batch_size,
+        chunk_batches=args.chunk_batches,
+        num_workers=args.workers,
+        feature_rows=args.feature_rows,
+        store_logits=args.store_logits,
+        amp=args.amp,
+        device=args.device,
     )
-    if store is not None:
-        print(f"wrote store {out}")
-        _print_info(store)
-    return 0
 
 
 def _zeroshot_identity(args, model, zeroshot, classnames: list[str], templates: list[str], dataset: str) -> dict:

@@ -326,61 +326,33 @@ def _ship_weights(out: Path, name: str, theta: dict, base: dict | None = None) -
     return ref
 
 
-def build_demo(
-    out: str | Path = "cache/demo", config: DemoConfig | None = None, device: str = "auto", force: bool = False, build_dir=None
-) -> Store:
-    """Build the demo store from nothing. Returns the opened store.
+@dataclass
+class _Build:
+    """What the build steps after pretraining share: the config, the caches, the data and theta_0."""
 
-    Refuses to replace an existing store unless ``force``. Intermediate results (rendered data,
-    pretrained CLIP, fine-tuned checkpoints) are cached under ``build_dir`` (default ``<out>/_build``)
-    keyed by everything they depend on, so changing one step re-runs only what follows it.
-    """
-    import pandas as pd
+    config: DemoConfig
+    device: str
+    build: Path  # cache of rendered data and checkpoints
+    data: dict  # rendered splits: data[split]["images" | "labels" | ...]
+    model: torch.nn.Module  # the pretrained tiny CLIP
+    tokenizer: object
+    pretrain_key: str  # cache key of the pretrained model (parent of every fine-tuning key)
+    head: torch.nn.Module  # zero-shot head
+    zeroshot: torch.nn.Module  # zero-shot classifier (theta_0)
+    theta_zeroshot: dict
+    classnames: list[str]
+    templates: list[str]
 
-    config = config or DemoConfig()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    final = Path(out)
-    recover_swap(final)
-    if (final / "manifest.json").exists() and not force:
-        raise DemoExistsError(f"{final} already holds a store. Pass --force to rebuild it in place, or --out DIR to build elsewhere.")
-    build = Path(build_dir) if build_dir else final / "_build"
-    # A store that exists is replaced only when the new one is complete: build in a staging folder beside it.
-    staging = staging_path(final) if (final / "manifest.json").exists() else None
-    if staging is not None:
-        shutil.rmtree(staging, ignore_errors=True)
-    out = staging or final
-    build.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    t_all = time.time()
-    set_seed(config.seed)
-    _REUSED.clear()
+    def dataset(self, split: str, limit: int | None = None) -> TensorImageDataset:
+        mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
+        return TensorImageDataset(self.data[split]["images"][:limit], self.data[split]["labels"][:limit], mean, std)
 
-    t = time.time()
-    data = _render(config, build)
-    timings["render"] = time.time() - t
+    def eval_size(self, split: str) -> int | None:
+        sizes = self.config.eval_sizes
+        return sizes.get(split, sizes.get("shift")) if sizes else None
 
-    t = time.time()
-    model, tokenizer, pretrain_key = _pretrain(config, data, build, device)
-    timings["pretrain"] = time.time() - t
-
-    # Zero-shot classifier
-    mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
-    classnames = world.ID_CLASSNAMES
-    templates = get_templates("demo_glyphs")
-    head = build_zeroshot_head(model, tokenizer, classnames, templates)
-    zeroshot = build_classifier(model, head).eval()
-    theta_zeroshot = {k: v.detach().clone() for k, v in zeroshot.state_dict().items()}
-
-    def dataset(split, limit=None):
-        return TensorImageDataset(data[split]["images"][:limit], data[split]["labels"][:limit], mean, std)
-
-    def eval_size(split):
-        return config.eval_sizes.get(split, config.eval_sizes.get("shift")) if config.eval_sizes else None
-
-    train_set = dataset("id-train")
-
-    def ft_config(method, lr, epochs=None, seed=None, augment=False, label_smoothing=0.0, head_init_scale=1.0):
+    def ft_config(self, method, lr, epochs=None, seed=None, augment=False, label_smoothing=0.0, head_init_scale=1.0) -> FinetuneConfig:
+        config = self.config
         return FinetuneConfig(
             method=method,
             epochs=epochs or config.finetune_epochs,
@@ -394,67 +366,125 @@ def build_demo(
             label_smoothing=label_smoothing,
             head_init_scale=head_init_scale,
             seed=config.seed if seed is None else seed,
-            device=device,
+            device=self.device,
             num_workers=0,
             progress=False,
         )
 
-    def run(name, cfg):
-        return _finetune_cached(name, cfg, model, tokenizer, zeroshot, train_set, classnames, templates, config.arch, build, pretrain_key)
+    def run(self, name: str, cfg: FinetuneConfig, train_set) -> tuple[dict, dict, str]:
+        return _finetune_cached(
+            name,
+            cfg,
+            self.model,
+            self.tokenizer,
+            self.zeroshot,
+            train_set,
+            self.classnames,
+            self.templates,
+            self.config.arch,
+            self.build,
+            self.pretrain_key,
+        )
 
-    # Fine-tune with every method
+
+def _prepare_out(out: str | Path, force: bool, build_dir) -> tuple[Path, Path, Path | None, Path]:
+    """``(final, out, staging, build)``: refuse an existing store unless ``force``; build beside it if so."""
+    final = Path(out)
+    recover_swap(final)
+    if (final / "manifest.json").exists() and not force:
+        raise DemoExistsError(f"{final} already holds a store. Pass --force to rebuild it in place, or --out DIR to build elsewhere.")
+    build = Path(build_dir) if build_dir else final / "_build"
+    # A store that exists is replaced only when the new one is complete: build in a staging folder beside it.
+    staging = staging_path(final) if (final / "manifest.json").exists() else None
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+    build.mkdir(parents=True, exist_ok=True)
+    return final, staging or final, staging, build
+
+
+def _zeroshot_build(config: DemoConfig, device: str, build: Path, data: dict, model, tokenizer, pretrain_key: str) -> _Build:
+    """The zero-shot classifier from the pretrained model and the demo's templates."""
+    classnames = world.ID_CLASSNAMES
+    templates = get_templates("demo_glyphs")
+    head = build_zeroshot_head(model, tokenizer, classnames, templates)
+    zeroshot = build_classifier(model, head).eval()
+    theta_zeroshot = {k: v.detach().clone() for k, v in zeroshot.state_dict().items()}
+    return _Build(config, device, build, data, model, tokenizer, pretrain_key, head, zeroshot, theta_zeroshot, classnames, templates)
+
+
+def _finetune_methods(b: _Build, train_set, timings: dict) -> tuple[dict, dict]:
+    """Fine-tune with every method: ``(endpoints, infos)`` by method name."""
+    config = b.config
     lrs = {"flyp": config.flyp_lr, "ft-random-head": config.random_head_lr}
     endpoints, infos = {}, {}
     for method in config.methods:
         t = time.time()
         if method == "ft-random-head":
-            cfg = ft_config(method, config.random_head_lr, config.random_head_epochs, head_init_scale=config.random_head_scale)
+            cfg = b.ft_config(method, config.random_head_lr, config.random_head_epochs, head_init_scale=config.random_head_scale)
         else:
-            cfg = ft_config(method, lrs.get(method, config.finetune_lr))
-        endpoints[method], infos[method], _ = run(method, cfg)
+            cfg = b.ft_config(method, lrs.get(method, config.finetune_lr))
+        endpoints[method], infos[method], _ = b.run(method, cfg, train_set)
         timings[f"finetune_{method}"] = time.time() - t
+    return endpoints, infos
 
-    # Model soups: FT itself plus the extra ingredients, then uniform and greedy soups (greedy by ID val)
-    soup_info = None
-    if config.soup and "ft" in endpoints:
-        t = time.time()
-        ingredients = {"ft": endpoints["ft"]}
-        for ing in config.soup:
-            ingredients[ing.name], _, _ = run(ing.name, ft_config("ft", ing.lr, ing.epochs, ing.seed, ing.augment, ing.label_smoothing))
-        val = dataset("id-val", eval_size("id-val"))
-        val_loader = torch.utils.data.DataLoader(val, batch_size=512)
-        probe = build_classifier(copy.deepcopy(model), copy.deepcopy(head)).eval()
 
-        @torch.no_grad()
-        def evaluate_val(theta):
-            probe.load_state_dict(theta)
-            right = sum(int((probe(x).argmax(1) == y).sum()) for x, y in val_loader)
-            return right / len(val)
+def _add_soups(b: _Build, train_set, endpoints: dict, timings: dict) -> dict | None:
+    """FT itself plus the extra ingredients, then uniform and greedy soups (greedy by ID val).
 
-        val_acc = {n: evaluate_val(th) for n, th in ingredients.items()}
-        soups, soup_info = _soups(ingredients, val_acc, evaluate_val)
-        for n, th in {**soups, **{k: v for k, v in ingredients.items() if k != "ft"}}.items():
-            endpoints[n] = th
-        timings["soups"] = time.time() - t
+    Adds the soups and the extra ingredients to ``endpoints``; returns the soups' info (None: no soups).
+    """
+    config = b.config
+    if not (config.soup and "ft" in endpoints):
+        return None
+    t = time.time()
+    ingredients = {"ft": endpoints["ft"]}
+    for ing in config.soup:
+        cfg = b.ft_config("ft", ing.lr, ing.epochs, ing.seed, ing.augment, ing.label_smoothing)
+        ingredients[ing.name], _, _ = b.run(ing.name, cfg, train_set)
+    val = b.dataset("id-val", b.eval_size("id-val"))
+    val_loader = torch.utils.data.DataLoader(val, batch_size=512)
+    probe = build_classifier(copy.deepcopy(b.model), copy.deepcopy(b.head)).eval()
 
-    # Baseline family (standard models trained on ID data only)
+    @torch.no_grad()
+    def evaluate_val(theta):
+        probe.load_state_dict(theta)
+        right = sum(int((probe(x).argmax(1) == y).sum()) for x, y in val_loader)
+        return right / len(val)
+
+    val_acc = {n: evaluate_val(th) for n, th in ingredients.items()}
+    soups, soup_info = _soups(ingredients, val_acc, evaluate_val)
+    for n, th in {**soups, **{k: v for k, v in ingredients.items() if k != "ft"}}.items():
+        endpoints[n] = th
+    timings["soups"] = time.time() - t
+    return soup_info
+
+
+def _train_baselines(b: _Build, train_set, timings: dict) -> tuple[dict, dict]:
+    """The baseline family: standard models trained on ID data only. ``(models, info)`` by name."""
     t = time.time()
     baselines, baseline_info = {}, {}
-    for spec in config.baselines:
+    for spec in b.config.baselines:
         _log(f"training standard model {spec.name}")
-        baselines[spec.name] = train_standard_model(spec, train_set, len(classnames), device=device)
+        baselines[spec.name] = train_standard_model(spec, train_set, len(b.classnames), device=b.device)
         baseline_info[spec.name] = {"description": "conv net trained from scratch on ID data only", **asdict(spec)}
     timings["baselines"] = time.time() - t
+    return baselines, baseline_info
 
-    # Evaluate every alpha on every set, decode once
-    t = time.time()
+
+def _clear_out(out: Path, build: Path) -> None:
+    """Remove leftovers of an interrupted build from ``out`` (never a published store: see staging)."""
     if out.exists():
-        for child in out.iterdir():  # leftovers of an interrupted build (never a published store: see staging)
+        for child in out.iterdir():
             if child.resolve() != build.resolve():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _method_specs(b: _Build, out: Path, endpoints: dict, infos: dict, soup_info: dict | None) -> list[MethodSpec]:
+    """One ``MethodSpec`` per endpoint, with its label, role and kind; ships fp16 weights when configured."""
+    config = b.config
     alphas = default_alpha_grid(config.alpha_step)
-    zs_ref = _ship_weights(out, "zeroshot", theta_zeroshot) if config.ship_weights else None
+    zs_ref = _ship_weights(out, "zeroshot", b.theta_zeroshot) if config.ship_weights else None
     labels = ingredient_labels(config)
     specs = []
     for name, theta in endpoints.items():
@@ -475,17 +505,27 @@ def build_demo(
         if kind == "soup":
             info["soup"] = soup_info
         if config.ship_weights and kind == "method":  # soups: logits only (the 50 MiB budget)
-            base = theta_zeroshot if name == "lp" else None  # LP's encoder is the zero-shot encoder
+            base = b.theta_zeroshot if name == "lp" else None  # LP's encoder is the zero-shot encoder
             info["checkpoints"] = {"zeroshot": zs_ref, "finetuned": _ship_weights(out, name, theta, base)}
         grid = alphas if role == "wise" else [0.0, 1.0]
         # Features (feature distortion, CKA) for the methods, not for soups and their ingredients.
-        specs.append(MethodSpec(name, theta_zeroshot, theta, grid, linear=name == "lp", info=info, features=kind == "method"))
-    eval_names = ["id-test", "id-val", *world.SHIFTS]
-    evalsets = [EvalSet(n, dataset(n, eval_size(n)), list(classnames), None, {"loader": "demo_world", "split": n}) for n in eval_names]
+        specs.append(MethodSpec(name, b.theta_zeroshot, theta, grid, linear=name == "lp", info=info, features=kind == "method"))
+    return specs
+
+
+_EVAL_SETS = ["id-test", "id-val", *world.SHIFTS]
+
+
+def _evaluate(b: _Build, out: Path, specs: list[MethodSpec], baselines: dict, baseline_info: dict) -> Store:
+    """Every alpha on every set, decoded once, into the store at ``out``."""
+    config = b.config
+    evalsets = [
+        EvalSet(n, b.dataset(n, b.eval_size(n)), list(b.classnames), None, {"loader": "demo_world", "split": n}) for n in _EVAL_SETS
+    ]
     _log("evaluating the alpha grid on every set")
-    store = build_store(
+    return build_store(
         out,
-        zeroshot,
+        b.zeroshot,
         specs,
         evalsets,
         "id-test",
@@ -494,46 +534,93 @@ def build_demo(
         provenance={
             "model": {"arch": config.arch, "pretrained": "demo contrastive pretraining (robust_core.demo)"},
             "demo_config": json.loads(json.dumps(asdict(config), default=str)),
-            "templates": templates,
+            "templates": b.templates,
         },
         baselines=baselines,
         baseline_info=baseline_info,
         eval_config=EvalConfig(
-            batch_size=512, chunk_batches=4, num_workers=0, feature_rows=config.feature_rows, device=device, progress=False
+            batch_size=512, chunk_batches=4, num_workers=0, feature_rows=config.feature_rows, device=b.device, progress=False
         ),
         name="demo",
         description="Embedded demo: a tiny CLIP pretrained here on rendered glyphs, fine-tuned on 36 plain-font classes, "
         "evaluated on 8 shifts. Built by `python -m robust_core demo`.",
         compact=True,
     )
-    if config.thumbnails_per_set:
-        # Thumbnails for the examples the explorer can show: where the WiSE-FT methods' endpoints disagree.
-        rows = []
-        rng = np.random.default_rng(config.seed)
-        for n in eval_names:
-            shown = np.zeros(len(store.labels(n)), bool)
-            for method in store.methods:
-                if store.manifest["methods"][method].get("role", "wise") != "wise":
-                    continue
-                top1 = store.topk(method, n)[..., 0]
-                shown |= top1[0] != top1[-1]
-            picked = np.flatnonzero(shown)
-            if len(picked) > config.thumbnails_per_set:
-                picked = np.sort(rng.choice(picked, config.thumbnails_per_set, replace=False))
-            for i in picked:
-                rows.append((n, int(i), int(data[n]["labels"][i]), _png(data[n]["images"][i])))
-        store = attach_table(store, "examples.parquet", pd.DataFrame(rows, columns=["dataset", "index", "label", "png"]))
-    timings["evaluate"] = time.time() - t
-    timings["total"] = time.time() - t_all
-    (build / "timings.json").write_text(json.dumps(timings, indent=1))
-    _log("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+
+
+def _attach_thumbnails(store: Store, config: DemoConfig, data: dict) -> Store:
+    """Thumbnails for the examples the explorer can show: where the WiSE-FT methods' endpoints disagree."""
+    import pandas as pd
+
+    rows = []
+    rng = np.random.default_rng(config.seed)
+    for n in _EVAL_SETS:
+        shown = np.zeros(len(store.labels(n)), bool)
+        for method in store.methods:
+            if store.manifest["methods"][method].get("role", "wise") != "wise":
+                continue
+            top1 = store.topk(method, n)[..., 0]
+            shown |= top1[0] != top1[-1]
+        picked = np.flatnonzero(shown)
+        if len(picked) > config.thumbnails_per_set:
+            picked = np.sort(rng.choice(picked, config.thumbnails_per_set, replace=False))
+        for i in picked:
+            rows.append((n, int(i), int(data[n]["labels"][i]), _png(data[n]["images"][i])))
+    return attach_table(store, "examples.parquet", pd.DataFrame(rows, columns=["dataset", "index", "label", "png"]))
+
+
+def _record_build(store: Store, build: Path, timings: dict) -> Store:
+    """Write the step timings beside the cache and into the store's manifest (with what came from the cache)."""
     import platform
 
+    (build / "timings.json").write_text(json.dumps(timings, indent=1))
+    _log("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     build_info = {"timings_s": timings, "reused_from_cache": sorted(_REUSED), "cpu_count": os.cpu_count(), "machine": platform.machine()}
-    store = annotate_manifest(store, "build", build_info)
-    if staging is None:
-        return store
-    return swap_in(staging, final)
+    return annotate_manifest(store, "build", build_info)
+
+
+def build_demo(
+    out: str | Path = "cache/demo", config: DemoConfig | None = None, device: str = "auto", force: bool = False, build_dir=None
+) -> Store:
+    """Build the demo store from nothing. Returns the opened store.
+
+    Refuses to replace an existing store unless ``force``. Intermediate results (rendered data,
+    pretrained CLIP, fine-tuned checkpoints) are cached under ``build_dir`` (default ``<out>/_build``)
+    keyed by everything they depend on, so changing one step re-runs only what follows it.
+    """
+    config = config or DemoConfig()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    final, out, staging, build = _prepare_out(out, force, build_dir)
+    timings: dict[str, float] = {}
+    t_all = time.time()
+    set_seed(config.seed)
+    _REUSED.clear()
+
+    t = time.time()
+    data = _render(config, build)
+    timings["render"] = time.time() - t
+
+    t = time.time()
+    model, tokenizer, pretrain_key = _pretrain(config, data, build, device)
+    timings["pretrain"] = time.time() - t
+
+    b = _zeroshot_build(config, device, build, data, model, tokenizer, pretrain_key)
+    train_set = b.dataset("id-train")
+    endpoints, infos = _finetune_methods(b, train_set, timings)
+    soup_info = _add_soups(b, train_set, endpoints, timings)
+    baselines, baseline_info = _train_baselines(b, train_set, timings)
+
+    t = time.time()
+    _clear_out(out, build)
+    specs = _method_specs(b, out, endpoints, infos, soup_info)
+    store = _evaluate(b, out, specs, baselines, baseline_info)
+    if config.thumbnails_per_set:
+        store = _attach_thumbnails(store, config, data)
+    timings["evaluate"] = time.time() - t
+    timings["total"] = time.time() - t_all
+    store = _record_build(store, build, timings)
+    return store if staging is None else swap_in(staging, final)
 
 
 RESAMPLES = 2000  # paired bootstrap resamples for the criteria (issue: 2,000; 95% intervals)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .datasets import EvalSet
+from .mixing import mix
 from .runtime import autocast_for, pick_device, rank_world, shard_bounds, workers_for
 from .store import TOPK, StoreWriter, _topk
 from .wise import InPlaceInterpolator, check_compatible
@@ -213,7 +214,7 @@ def _stream_slice(classifier, methods, baselines, evalset, start, stop, shard, f
             for spec in linear_specs:
                 w0, b0, w1, b1 = heads[spec.name]
                 for a_i, alpha in enumerate(spec.alphas):
-                    w, b = torch.lerp(w0, w1, alpha), torch.lerp(b0, b1, alpha)
+                    w, b = mix(w0, w1, alpha), mix(b0, b1, alpha)
                     for f, r in zip(feats_lin, offsets):
                         emit(spec, a_i, int(r), out(f @ w.T + b))
         for spec in methods:  # end-to-end methods: theta(alpha) set in place, every alpha over the chunk

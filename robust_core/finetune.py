@@ -144,6 +144,13 @@ def _loader(dataset: Dataset, batch_indices: list[list[int]], workers: int, devi
     return DataLoader(dataset, batch_sampler=batch_indices, num_workers=workers, pin_memory=device.type == "cuda")
 
 
+def _distributed(module: nn.Module, device: torch.device, world: int) -> nn.Module:
+    """``module`` wrapped in DDP under torchrun (on this rank's GPU, or on the CPU with gloo); itself otherwise."""
+    if world <= 1:
+        return module
+    return nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+
 def _comm_device(device: torch.device) -> torch.device:
     """Where collective tensors live: the GPU under NCCL, the CPU under gloo."""
     return device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
@@ -300,9 +307,7 @@ def train_classifier(
     rank, world = rank_world()
     freeze_bn = has_batchnorm(classifier.image_encoder) if config.freeze_bn is None else config.freeze_bn
     classifier = classifier.to(device)
-    model: nn.Module = classifier
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(classifier, device_ids=[device.index] if device.type == "cuda" else None)
+    model = _distributed(classifier, device, world)
     params = [p for p in classifier.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     workers = workers_for(device, config.num_workers)
@@ -397,9 +402,7 @@ def contrastive_train(
     rank, world = rank_world()
     freeze_bn = has_batchnorm(model.visual) if config.freeze_bn is None else config.freeze_bn
     model = model.to(device)
-    wrapped: nn.Module = model
-    if world > 1:
-        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    wrapped = _distributed(model, device, world)
     loss_fn = ClipLoss(rank=rank, world_size=world, gather_with_grad=world > 1)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_scale" not in n]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "logit_scale" in n]

@@ -209,12 +209,6 @@ def margins_from_top(top_values) -> np.ndarray:
     return top_values[..., 0] - top_values[..., 1]
 
 
-def margins(logits) -> np.ndarray:
-    """Top-1 minus top-2 logit per example."""
-    part = -np.partition(-np.asarray(logits, np.float32), 1, axis=-1)
-    return part[..., 0] - part[..., 1]
-
-
 def override_rates(pred_zeroshot, pred_finetuned, pred_ensemble) -> dict:
     """Where zero-shot and fine-tuned disagree, how often the ensemble sides with each.
 
@@ -243,11 +237,6 @@ def per_class_accuracy(predictions, labels, n_classes: int) -> np.ndarray:
     total = np.bincount(labels, minlength=n_classes).astype(np.float64)
     right = np.bincount(labels[predictions == labels], minlength=n_classes).astype(np.float64)
     return accuracy_from_counts(right, total)
-
-
-def per_class_delta(pred_a, pred_b, labels, n_classes: int) -> np.ndarray:
-    """Per-class accuracy of model b minus model a."""
-    return per_class_accuracy(pred_b, labels, n_classes) - per_class_accuracy(pred_a, labels, n_classes)
 
 
 # -------------------------------------------------------------------------------- alpha selection
@@ -326,12 +315,10 @@ __all__ = [
     "fit_baseline",
     "inverse_transform",
     "linear_cka",
-    "margins",
     "margins_from_top",
     "mean_kl",
     "override_rates",
     "per_class_accuracy",
-    "per_class_delta",
     "prediction_diversity",
     "select_alpha",
     "transform",

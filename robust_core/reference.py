@@ -5,7 +5,8 @@ model-soups in fractions; this module converts).
 
 The ImageNet baselines follow the imagenet-testbed's plotting scripts: a model is fitted if it is a
 standard model (``eligible_for_line_fit``) and passes the per-plot accuracy cut-off; for ImageNet-R,
-ImageNet-A and ObjectNet the x axis is ImageNet val restricted to the shift's classes.
+ImageNet-A and ObjectNet the x axis is ImageNet val restricted to the shift's classes. Which testbed
+columns, x axes and cut-offs belong to which shift is read from ``datasets/registry.json``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from . import labelspace, metrics
 
 DATA = Path(__file__).parent / "reference_data"
 
@@ -34,30 +35,33 @@ class ShiftAxis:
     note: str = ""
 
 
-IMAGENET_SHIFTS = {
-    "imagenetv2": ShiftAxis("imagenetv2-matched-frequency-format-val", "val", "val", 0.55),
-    "imagenet-sketch": ShiftAxis("imagenet-sketch", "val", "val", 0.55),
-    "objectnet": ShiftAxis("objectnet-1.0-beta", "val-on-objectnet-classes", "val-on-objectnet-classes", 0.55),
-    "imagenet-r": ShiftAxis("imagenet-r", "val-on-imagenet-r-classes", "val-on-imagenet-r-classes", 0.75),
-    "imagenet-a": ShiftAxis(
-        "imagenet-a",
-        "val-on-imagenet-a-classes",
-        "val-on-imagenet-a-classes",
-        0.75,
-        note=(
-            "ImageNet-A was collected adversarially against ResNet-50, which scores ~0% on it; imagenet-testbed "
-            "(plotting/paper_imagenet_a.py) leaves resnet50 out of the plot and fits two lines split at its x "
-            "(91.86% on the A classes, 76.13% on full ImageNet). Here resnet50 and any model at ~0% are left out "
-            "of the fit and one line is fitted over the rest."
-        ),
+# Why a shift's fit departs from the testbed's plot (the axes themselves are registry data).
+_NOTES = {
+    "imagenet-a": (
+        "ImageNet-A was collected adversarially against ResNet-50, which scores ~0% on it; imagenet-testbed "
+        "(plotting/paper_imagenet_a.py) leaves resnet50 out of the plot and fits two lines split at its x "
+        "(91.86% on the A classes, 76.13% on full ImageNet). Here resnet50 and any model at ~0% are left out "
+        "of the fit and one line is fitted over the rest."
     ),
 }
-SUBSET_SHIFTS = ("imagenet-r", "imagenet-a", "objectnet")  # shifts whose testbed x axis is ImageNet val on their classes
+
+
+def _imagenet_shifts() -> dict[str, ShiftAxis]:
+    """Every registry entry with a testbed x axis: its columns and cut-off, in registry order."""
+    return {
+        name: ShiftAxis(entry["testbed_column"], entry["testbed_x"], entry["testbed_x"], entry["testbed_cutoff"], _NOTES.get(name, ""))
+        for name, entry in labelspace.registry().items()
+        if "testbed_x" in entry
+    }
+
+
+IMAGENET_SHIFTS = _imagenet_shifts()
+SUBSET_SHIFTS = labelspace.class_subset_shifts()  # shifts whose testbed x axis is ImageNet val on their classes
 NEAR_ZERO = 0.005  # a model below 0.5% on a shift is left out of that shift's fit (its logit is off the scale)
 # Left out of the plot and the fit per shift, following the testbed's plotting scripts.
 EXCLUDED = {"imagenet-a": {"resnet50": "ImageNet-A was filtered adversarially against ResNet-50 (testbed: paper_imagenet_a.py)"}}
 X_AXES = ("class-subset", "full")
-OOD_AVG_SHIFTS = ("imagenetv2", "imagenet-r", "imagenet-sketch", "objectnet", "imagenet-a")
+OOD_AVG_SHIFTS = tuple(IMAGENET_SHIFTS)  # WiSE-FT's five ImageNet shifts, in its tables' order
 
 # Our dataset names -> open_clip results / model-soups column names.
 OPENCLIP_COLUMNS = {

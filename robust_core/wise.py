@@ -4,17 +4,18 @@
 tensor of the full classifier (image encoder + head). Integer and bool buffers (BatchNorm's
 ``num_batches_tracked``) are not interpolated: they are copied from the fine-tuned model unchanged.
 
-The output-space ensemble mixes *outputs* (logits), not weights. It is a different model and is
-always labelled as such, never as WiSE-FT. For a linear head on frozen features the two coincide.
+Both use ``mixing.mix``, the formula the rest of the code mixes with. The output-space ensemble,
+``mix(logits_zeroshot, logits_finetuned, alpha)``, mixes *outputs*, not weights: it is a different model
+and is always labelled as such, never as WiSE-FT. For a linear head on frozen features the two coincide.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 
+from .mixing import mix
 from .store import ALPHA_KEY_DECIMALS
 
 
@@ -57,7 +58,7 @@ def interpolate(
     theta_finetuned: Mapping[str, torch.Tensor],
     alpha: float,
 ) -> dict[str, torch.Tensor]:
-    """Return ``(1 - alpha) * theta_zeroshot + alpha * theta_finetuned`` (WiSE-FT).
+    """Return ``(1 - alpha) * theta_zeroshot + alpha * theta_finetuned`` (WiSE-FT), as new tensors.
 
     Args:
         theta_zeroshot: state dict of the zero-shot classifier (alpha = 0).
@@ -68,23 +69,23 @@ def interpolate(
         InterpolationError: keys, shapes or dtypes differ (the message names them).
     """
     check_compatible(theta_zeroshot, theta_finetuned)
-    alpha = float(alpha)
-    mixed = {}
-    for key, t0 in theta_zeroshot.items():
-        t1 = theta_finetuned[key]
-        if torch.is_floating_point(t0) or torch.is_complex(t0):
-            # lerp computes t0 + alpha * (t1 - t0) in one kernel, exact at alpha 0 and 1.
-            mixed[key] = torch.lerp(t0, t1, alpha) if alpha not in (0.0, 1.0) else (t1 if alpha else t0).clone()
-        else:
-            mixed[key] = t1.clone()
-    return mixed
+
+    def merge(t0: torch.Tensor, t1: torch.Tensor) -> torch.Tensor:
+        if not (torch.is_floating_point(t0) or torch.is_complex(t0)):
+            return t1.clone()  # integer/bool buffers (num_batches_tracked) come from the fine-tuned model
+        mixed = mix(t0, t1, alpha)
+        return mixed.clone() if mixed is t0 or mixed is t1 else mixed  # mix returns an endpoint itself at 0 and 1
+
+    return {key: merge(t0, theta_finetuned[key]) for key, t0 in theta_zeroshot.items()}
 
 
 class InPlaceInterpolator:
     """Set a module's weights to theta(alpha) in place, without allocating a new state dict.
 
-    Used by the evaluator to run every alpha on a decoded batch: swapping weights costs one pass over
-    the parameters (memory-bound), far cheaper than decoding the dataset again.
+    The same formula as ``mixing.mix`` (``theta_zeroshot + alpha * (theta_finetuned - theta_zeroshot)``)
+    with the difference computed once, so each alpha is one copy and one fused add per tensor. Used by
+    the evaluator to run every alpha on a decoded batch: swapping weights costs one pass over the
+    parameters (memory-bound), far cheaper than decoding the dataset again.
     """
 
     def __init__(self, module: torch.nn.Module, theta_zeroshot: Mapping, theta_finetuned: Mapping):
@@ -114,19 +115,6 @@ class InPlaceInterpolator:
         if alpha != 0.0:
             torch._foreach_add_(self.targets, self.delta, alpha=float(alpha))
         self.alpha = alpha
-
-
-def output_space_ensemble(logits_zeroshot: np.ndarray, logits_finetuned: np.ndarray, alpha: float) -> np.ndarray:
-    """Output-space ensemble ``(1 - alpha) * f_zeroshot(x) + alpha * f_finetuned(x)`` on logits.
-
-    Not WiSE-FT: it needs both models at inference. For a linear head on a shared frozen encoder it
-    equals the weight-space interpolation exactly (the head is linear in its weights).
-    """
-    logits_zeroshot = np.asarray(logits_zeroshot, dtype=np.float32)
-    logits_finetuned = np.asarray(logits_finetuned, dtype=np.float32)
-    if logits_zeroshot.shape != logits_finetuned.shape:
-        raise ValueError(f"Logit shapes differ: {logits_zeroshot.shape} vs {logits_finetuned.shape}.")
-    return (1.0 - alpha) * logits_zeroshot + alpha * logits_finetuned
 
 
 def default_alpha_grid(step: float = 0.05) -> list[float]:

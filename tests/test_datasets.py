@@ -44,7 +44,8 @@ def test_imagenetv2_integer_folders_sorted_numerically(tmp_path):
     for k in (0, 1, 2, 10, 100):
         (root / str(k)).mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(root / str(k) / "a.jpeg")
-    evalset = resolve("imagenetv2", data_root=tmp_path)
+    with pytest.warns(UserWarning, match="published set has"):  # a few images, not the whole set
+        evalset = resolve("imagenetv2", data_root=tmp_path)
     labels = sorted(label for _, label in evalset.dataset.samples)
     assert labels == [0, 1, 2, 10, 100]  # ImageFolder would give 0..4
 
@@ -57,7 +58,8 @@ def test_wnid_folders_map_through_the_wnid_table(tmp_path):
     for idx in (5, 239, 999):
         (root / wnids[idx]).mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(root / wnids[idx] / "x.jpg")
-    evalset = resolve("imagenet-sketch", data_root=tmp_path)
+    with pytest.warns(UserWarning, match="published set has"):  # a few images, not the whole set
+        evalset = resolve("imagenet-sketch", data_root=tmp_path)
     assert sorted(label for _, label in evalset.dataset.samples) == [5, 239, 999]
     assert wnids[239] == "n02107683"  # Bernese mountain dog
 
@@ -93,7 +95,8 @@ def test_stl_to_cifar_map_and_cifar101(tmp_path):
     root.mkdir()
     np.save(root / "cifar10.1_v6_data.npy", np.zeros((4, 32, 32, 3), np.uint8))
     np.save(root / "cifar10.1_v6_labels.npy", np.array([0, 1, 2, 9], np.int32))
-    evalset = resolve("cifar10.1", data_root=tmp_path)
+    with pytest.warns(UserWarning, match="published set has"):  # a few images, not the whole set
+        evalset = resolve("cifar10.1", data_root=tmp_path)
     assert len(evalset.dataset) == 4 and evalset.classnames[9] == "truck"
 
 
@@ -102,3 +105,35 @@ def test_max_examples_subset_is_seeded(tmp_path):
     a = resolve("f", root=root, max_examples=7, seed=3)
     b = resolve("f", root=root, max_examples=7, seed=3)
     assert len(a.dataset) == 7 and a.dataset.indices == b.dataset.indices
+
+
+def test_every_loader_is_in_the_table_and_every_imagenet_shift_has_testbed_facts():
+    from robust_core import reference
+
+    for name in ds.list_datasets():
+        spec = ds.get_spec(name)
+        assert spec["loader"] in ds._LOADERS, name
+        ds.classnames_for(spec["classes"])  # every class list resolves
+    shifts = [n for n in ds.list_datasets() if ds.get_spec(n)["head"] == "imagenet" and "size" in ds.get_spec(n) and n != "imagenet"]
+    assert sorted(shifts) == sorted(reference.IMAGENET_SHIFTS)
+    columns = set(reference.testbed().columns)
+    for name in shifts:
+        axis = reference.IMAGENET_SHIFTS[name]
+        assert {axis.x, axis.y, axis.cutoff_column} <= columns, name
+        assert reference.eval_set_sizes()[axis.y] > 0
+
+
+def test_a_folder_of_the_published_size_reads_without_a_warning(tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    root = tmp_path / "imagenetv2-matched-frequency-format-val"
+    for k in (0, 1):
+        (root / str(k)).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / str(k) / "a.jpeg")
+    spec = dict(ds.get_spec("imagenetv2"), size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evalset = ds._build_registered("imagenetv2", spec, root, None, False)
+    assert len(evalset.dataset) == 2

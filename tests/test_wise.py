@@ -3,12 +3,12 @@ import pytest
 import torch
 from torch import nn
 
+from robust_core.mixing import mix
 from robust_core.models import ClassificationHead, ImageClassifier
 from robust_core.wise import (
     InPlaceInterpolator,
     InterpolationError,
     interpolate,
-    output_space_ensemble,
     parse_alphas,
 )
 
@@ -44,6 +44,22 @@ def test_floats_mixed_ints_copied_from_finetuned():
     # endpoints are exact
     assert all(torch.equal(interpolate(t0, t1, 0.0)[k], t0[k]) for k in t0 if torch.is_floating_point(t0[k]))
     assert all(torch.equal(interpolate(t0, t1, 1.0)[k], t1[k]) for k in t0)
+
+
+def test_interpolated_tensors_are_independent_of_the_inputs():
+    t0, t1 = _pair()
+    for alpha in (0.0, 0.5, 1.0):
+        mixed = interpolate(t0, t1, alpha)
+        for key in t0:
+            assert mixed[key] is not t0[key] and mixed[key] is not t1[key]
+            assert mixed[key].data_ptr() not in (t0[key].data_ptr(), t1[key].data_ptr()), (alpha, key)
+
+
+def test_interpolate_is_mix_on_every_float_tensor():
+    t0, t1 = _pair()
+    for alpha in (0.1, 0.5, 0.7):
+        mixed = interpolate(t0, t1, alpha)
+        assert all(torch.equal(mixed[k], t0[k] + alpha * (t1[k] - t0[k])) for k in t0 if torch.is_floating_point(t0[k]))
 
 
 def test_mismatches_are_named():
@@ -83,7 +99,7 @@ def test_linear_head_weight_space_equals_output_space():
             probe = ImageClassifier(nn.Linear(8, 6), ClassificationHead(torch.zeros(5, 6)))
             probe.load_state_dict(interpolate(zs.state_dict(), ft.state_dict(), alpha))
             weight_space = probe(x).numpy()
-            np.testing.assert_allclose(weight_space, output_space_ensemble(out0, out1, alpha), atol=1e-5)
+            np.testing.assert_allclose(weight_space, mix(out0, out1, alpha), atol=1e-5)
 
 
 def test_end_to_end_weight_space_differs_from_output_space():
@@ -95,7 +111,7 @@ def test_end_to_end_weight_space_differs_from_output_space():
     probe = ImageClassifier(nn.Sequential(nn.Linear(8, 6), nn.ReLU()), ClassificationHead(torch.zeros(5, 6)))
     probe.load_state_dict(interpolate(zs.state_dict(), ft.state_dict(), 0.5))
     with torch.no_grad():
-        assert not np.allclose(probe(x).numpy(), output_space_ensemble(zs(x).numpy(), ft(x).numpy(), 0.5), atol=1e-3)
+        assert not np.allclose(probe(x).numpy(), mix(zs(x).numpy(), ft(x).numpy(), 0.5), atol=1e-3)
 
 
 def test_parse_alphas():

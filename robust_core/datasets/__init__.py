@@ -7,16 +7,21 @@ unless the caller passes ``download=True`` (torchvision CIFAR/STL only). Any Ima
 sub-folder per class (names from the folders, or from ``classnames.txt`` in the root, one per line in
 sorted-folder order).
 
-Projections:
+Projections (the data, and their numpy versions, are in ``robust_core.labelspace``; the torch ones
+here are built from it):
 - ``subset`` (ImageNet-R/A): logits restricted to the shift's 200 ImageNet columns, in index order.
 - ``max_groups`` (ObjectNet): for each of the 113 classes, the max over its mapped ImageNet columns.
 - ``by_name`` (generic folders): the shift's classes are matched to head classes by name.
+
+Loaders are looked up by the entry's ``loader`` in ``_LOADERS``. ``size`` is the published set's
+image count: a registered folder holding another number of images is read with a warning.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -26,12 +31,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .. import labelspace
 from .. import templates as _templates
+from ..labelspace import objectnet_classes
 
-_HERE = Path(__file__).parent
-_META = _HERE / "metadata"
-_REGISTRY_FILE = _HERE / "registry.json"
-_extra_registry: dict[str, dict] = {}
+_META = labelspace.META
 
 
 class DatasetError(ValueError):
@@ -59,20 +63,12 @@ class EvalSet:
 
 
 def _registry() -> dict[str, dict]:
-    data = json.loads(_REGISTRY_FILE.read_text())
-    data.pop("_doc", None)
-    data.update(_extra_registry)
-    return data
+    return labelspace.registry()
 
 
 def list_datasets() -> list[str]:
     """Names of registered datasets."""
     return sorted(_registry())
-
-
-def register_dataset(name: str, entry: dict) -> None:
-    """Add a dataset entry at run time (same keys as ``registry.json``)."""
-    _extra_registry[name] = dict(entry)
 
 
 def get_spec(name: str) -> dict:
@@ -100,18 +96,6 @@ def imagenet_classnames() -> tuple[str, ...]:
 
 
 @cache
-def _subset_table(table: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
-    with open(_META / table) as fh:
-        rows = list(csv.DictReader(fh))
-    return tuple(int(r["imagenet_index"]) for r in rows), tuple(r["wnid"] for r in rows)
-
-
-@cache
-def objectnet_classes() -> tuple[dict, ...]:
-    return tuple(json.loads((_META / "objectnet_classes.json").read_text()))
-
-
-@cache
 def _cifar_meta() -> dict:
     return json.loads((_META / "cifar10_stl10_classes.json").read_text())
 
@@ -121,7 +105,7 @@ def classnames_for(key: str) -> list[str]:
     if key == "imagenet":
         return list(imagenet_classnames())
     if key in ("imagenet_r", "imagenet_a"):
-        indices, _ = _subset_table(f"{key}_classes.csv")
+        indices, _ = labelspace.subset_table(f"{key}_classes.csv")
         names = imagenet_classnames()
         return [names[i] for i in indices]
     if key == "objectnet":
@@ -157,17 +141,16 @@ def max_groups_projection(groups: Sequence[Sequence[int]]) -> Callable[[torch.Te
 
 
 def projection_for(spec: dict) -> Callable | None:
-    proj = spec.get("projection")
-    if not proj:
+    """The torch projection of a registry entry (or an ``EvalSet.info``), from ``labelspace.projection_spec``."""
+    try:
+        proj = labelspace.projection_spec(spec)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
+    if proj is None:
         return None
     if proj["type"] == "subset":
-        indices, _ = _subset_table(proj["table"])
-        return subset_projection(indices)
-    if proj["type"] == "max_groups":
-        return max_groups_projection([c["imagenet_indices"] for c in objectnet_classes()])
-    if proj["type"] == "by_name":
         return subset_projection(proj["indices"])
-    raise DatasetError(f"Unknown projection type {proj['type']!r}.")
+    return max_groups_projection(proj["groups"])
 
 
 # ----------------------------------------------------------------------------------------- loaders
@@ -332,60 +315,86 @@ def _build_imagefolder(name: str, root: Path, transform, head_classnames) -> Eva
 
 
 def _build_registered(name: str, spec: dict, root: Path, transform, download: bool) -> EvalSet:
-    loader = spec["loader"]
-    classes = classnames_for(spec["classes"])
-    projection = projection_for(spec)
-    info = dict(spec, root=str(root))
-    if loader == "wnid_folder":
-        _require_dir(root, name)
-        if spec["classes"] == "imagenet":
-            wnids = imagenet_wnids()
-        else:
-            _, wnids = _subset_table(spec["projection"]["table"])
-        dataset = _FileListDataset(_wnid_samples(root, wnids, name), transform)
-    elif loader == "int_folder":
-        # ImageNetV2: folders are integer class indices; ImageFolder would sort them as strings.
-        _require_dir(root, name)
-        samples = []
-        for sub in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: int(p.name)):
-            samples += [(f, int(sub.name)) for f in _list_images(sub)]
-        dataset = _FileListDataset(samples, transform)
-    elif loader == "objectnet":
-        _require_dir(root, name)
-        samples = []
-        for cls in objectnet_classes():
-            folder = root / cls["folder"]
-            if folder.is_dir():
-                samples += [(f, cls["objectnet_index"]) for f in _list_images(folder)]
-        if not samples:
-            raise DatasetError(f"ObjectNet: no images under {root}/<folder>/ for the 113 ImageNet classes.")
-        dataset = _FileListDataset(samples, transform, crop_border=spec.get("crop_border", 0))
-    elif loader == "torchvision_cifar10":
-        import torchvision
+    loader = _LOADERS.get(spec["loader"])
+    if loader is None:
+        raise DatasetError(f"Dataset {name}: unknown loader {spec['loader']!r} in the registry.")
+    dataset = loader(name, spec, root, transform, download)
+    expected = spec.get("size")
+    if expected is not None and len(dataset) != expected:
+        # Published numbers (the testbed line, the papers) are on the full set: say so, but evaluate what is there.
+        warnings.warn(
+            f"Dataset {name}: {len(dataset):,} images under {root}, the published set has {expected:,}; "
+            "accuracies are not comparable with published numbers unless the folder holds the whole set.",
+            stacklevel=3,
+        )
+    return EvalSet(name, dataset, classnames_for(spec["classes"]), projection_for(spec), dict(spec, root=str(root)))
 
-        try:
-            dataset = torchvision.datasets.CIFAR10(str(root), train=spec.get("split") == "train", transform=transform, download=download)
-        except RuntimeError as exc:
-            raise DatasetError(f"CIFAR-10 not found under {root} ({exc}); pass --download to fetch it.") from exc
-    elif loader == "torchvision_stl10":
-        import torchvision
 
-        try:
-            base = torchvision.datasets.STL10(str(root), split="test", transform=transform, download=download)
-        except RuntimeError as exc:
-            raise DatasetError(f"STL-10 not found under {root} ({exc}); pass --download to fetch it.") from exc
-        remap = np.asarray(_cifar_meta()["stl10_to_cifar10"])
-        keep = np.flatnonzero(remap[base.labels] >= 0)
-        dataset = _RemappedSubset(base, keep, remap)
-    elif loader == "cifar101_npy":
-        version = spec.get("version", "v6")
-        data_file, label_file = root / f"cifar10.1_{version}_data.npy", root / f"cifar10.1_{version}_labels.npy"
-        if not data_file.is_file() or not label_file.is_file():
-            raise DatasetError(f"CIFAR-10.1: expected {data_file} and {label_file}.")
-        dataset = ArrayDataset(np.load(data_file), np.load(label_file).astype(np.int64), transform)
-    else:
-        raise DatasetError(f"Dataset {name}: unknown loader {loader!r} in the registry.")
-    return EvalSet(name, dataset, classes, projection, info)
+# Each loader reads one registry entry's files: ``(name, spec, root, transform, download) -> Dataset``.
+def _load_wnid_folder(name: str, spec: dict, root: Path, transform, download: bool) -> Dataset:
+    _require_dir(root, name)
+    wnids = imagenet_wnids() if spec["classes"] == "imagenet" else labelspace.subset_table(spec["projection"]["table"])[1]
+    return _FileListDataset(_wnid_samples(root, wnids, name), transform)
+
+
+def _load_int_folder(name: str, spec: dict, root: Path, transform, download: bool) -> Dataset:
+    # ImageNetV2: folders are integer class indices; ImageFolder would sort them as strings.
+    _require_dir(root, name)
+    samples = []
+    for sub in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: int(p.name)):
+        samples += [(f, int(sub.name)) for f in _list_images(sub)]
+    return _FileListDataset(samples, transform)
+
+
+def _load_objectnet(name: str, spec: dict, root: Path, transform, download: bool) -> Dataset:
+    _require_dir(root, name)
+    samples = []
+    for cls in objectnet_classes():
+        folder = root / cls["folder"]
+        if folder.is_dir():
+            samples += [(f, cls["objectnet_index"]) for f in _list_images(folder)]
+    if not samples:
+        raise DatasetError(f"ObjectNet: no images under {root}/<folder>/ for the 113 ImageNet classes.")
+    return _FileListDataset(samples, transform, crop_border=spec.get("crop_border", 0))
+
+
+def _load_cifar10(name: str, spec: dict, root: Path, transform, download: bool) -> Dataset:
+    import torchvision
+
+    try:
+        return torchvision.datasets.CIFAR10(str(root), train=spec.get("split") == "train", transform=transform, download=download)
+    except RuntimeError as exc:
+        raise DatasetError(f"CIFAR-10 not found under {root} ({exc}); pass --download to fetch it.") from exc
+
+
+def _load_stl10(name: str, spec: dict, root: Path, transform, download: bool) -> Dataset:
+    import torchvision
+
+    try:
+        base = torchvision.datasets.STL10(str(root), split="test", transform=transform, download=download)
+    except RuntimeError as exc:
+        raise DatasetError(f"STL-10 not found under {root} ({exc}); pass --download to fetch it.") from exc
+    remap = np.asarray(_cifar_meta()["stl10_to_cifar10"])
+    keep = np.flatnonzero(remap[base.labels] >= 0)
+    return _RemappedSubset(base, keep, remap)
+
+
+def _load_cifar101(name: str, spec: dict, root: Path, transform, download: bool) -> Dataset:
+    version = spec.get("version", "v6")
+    data_file, label_file = root / f"cifar10.1_{version}_data.npy", root / f"cifar10.1_{version}_labels.npy"
+    if not data_file.is_file() or not label_file.is_file():
+        raise DatasetError(f"CIFAR-10.1: expected {data_file} and {label_file}.")
+    return ArrayDataset(np.load(data_file), np.load(label_file).astype(np.int64), transform)
+
+
+_LOADERS: dict[str, Callable[..., Dataset]] = {
+    "wnid_folder": _load_wnid_folder,
+    "int_folder": _load_int_folder,
+    "objectnet": _load_objectnet,
+    "torchvision_cifar10": _load_cifar10,
+    "torchvision_stl10": _load_stl10,
+    "cifar101_npy": _load_cifar101,
+}
 
 
 class _RemappedSubset(Dataset):
@@ -426,7 +435,6 @@ __all__ = [
     "head_classnames_for",
     "list_datasets",
     "max_groups_projection",
-    "register_dataset",
     "resolve",
     "subset_projection",
     "templates_for",
