@@ -121,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         help="rebuild a finished store (built in a staging folder beside it; the old one stays readable until the new one is complete)",
     )
 
+    p.add_argument(
+        "--no-summaries",
+        action="store_true",
+        help="skip the per-alpha tables kept for the dashboard (`summarize` adds them later; the app computes them on first use)",
+    )
+
     p = add("info", "Describe a store (sets, methods, accuracy at alpha 0, 0.5, 1).")
     p.add_argument("store")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -312,6 +318,10 @@ def cmd_eval(args) -> int:
         on_start=save_zeroshot,
     )
     if store is not None:
+        if not args.no_summaries and "summaries" not in store.manifest:  # a re-run of a finished store keeps its tables
+            from .summaries import write_summaries
+
+            store = write_summaries(store)  # the per-alpha tables the dashboard shows, computed once
         print(f"wrote store {out}")
         _print_info(store)
     return 0

@@ -35,6 +35,7 @@ from .finetune import FinetuneConfig, contrastive_train, finetune, set_seed
 from .models import CheckpointInfo, build_classifier, build_zeroshot_head, load_clip, save_classifier
 from .pipeline import TensorImageDataset, build_store
 from .store import Store, _publish, annotate_manifest, attach_table, recover_swap, staging_path, swap_in
+from .summaries import write_summaries
 from .templates import get_templates
 from .wise import default_alpha_grid
 
@@ -618,6 +619,9 @@ def build_demo(
     if config.thumbnails_per_set:
         store = _attach_thumbnails(store, config, data)
     timings["evaluate"] = time.time() - t
+    t = time.time()
+    store = write_summaries(store)  # the per-alpha tables the pages show, inside the staging folder
+    timings["summaries"] = time.time() - t
     timings["total"] = time.time() - t_all
     store = _record_build(store, build, timings)
     return store if staging is None else swap_in(staging, final)
