@@ -117,20 +117,40 @@ def _cloud_traces(base: dict, T, size: int = 7, legend: bool = True) -> list[go.
         rows = shown[shown.fit == in_fit]
         if not len(rows):
             continue
-        traces.append(
-            go.Scatter(
-                x=T(rows.x),
-                y=T(rows.y),
-                mode="markers",
-                name=name,
-                showlegend=legend,
-                legendgroup=name,
-                marker=dict(size=size, color=colour, opacity=0.6, symbol="circle"),
-                customdata=np.stack([rows.model, 100 * rows.x, 100 * rows.y, rows.get("rho", pd.Series(np.nan, index=rows.index))], axis=1),
-                hovertemplate="<b>%{customdata[0]}</b><br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<br>ρ=%{customdata[3]:+.2f} pts<extra></extra>",
-            )
-        )
+        marker = dict(size=size, color=colour, opacity=0.6, symbol="circle")
+        rho = rows.get("rho", pd.Series(np.nan, index=rows.index))
+        traces.append(_points(T, rows, rows.model, name, marker, rho=rho, showlegend=legend, legendgroup=name))
     return traces
+
+
+def _alpha_curve(
+    T, frame: pd.DataFrame, name: str, line: dict, marker=None, mode="lines+markers", rho=None, hint="", **kwargs
+) -> go.Scatter:
+    """A curve through the alpha grid (``frame``: alpha, x, y) whose hover gives alpha, both accuracies (and rho)."""
+    data = [frame.alpha, 100 * frame.x, 100 * frame.y] + ([rho] if rho is not None else [])
+    hover = f"{name}<br>α=%{{customdata[0]:.2f}}<br>x=%{{customdata[1]:.2f}}%<br>y=%{{customdata[2]:.2f}}%"
+    hover += ("<br>ρ=%{customdata[3]:+.2f} pts" if rho is not None else "") + hint + "<extra></extra>"
+    return go.Scatter(
+        x=T(frame.x),
+        y=T(frame.y),
+        mode=mode,
+        name=name,
+        line=line,
+        marker=marker,
+        customdata=np.stack(data, axis=1),
+        hovertemplate=hover,
+        **kwargs,
+    )
+
+
+def _points(T, rows: pd.DataFrame, labels, name: str, marker: dict, rho=None, source: str = "", **kwargs) -> go.Scatter:
+    """Labelled models as markers at (T(x), T(y)); the hover names each one with its accuracies (and rho)."""
+    data = [labels, 100 * rows.x, 100 * rows.y] + ([rho] if rho is not None else [])
+    hover = "<b>%{customdata[0]}</b><br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%"
+    hover += ("<br>ρ=%{customdata[3]:+.2f} pts" if rho is not None else "") + f"<extra>{source}</extra>"
+    return go.Scatter(
+        x=T(rows.x), y=T(rows.y), mode="markers", name=name, marker=marker, customdata=np.stack(data, axis=1), hovertemplate=hover, **kwargs
+    )
 
 
 def _line_traces(base: dict, T, legend: bool = True) -> list[go.Scatter]:
@@ -215,47 +235,18 @@ def er_figure(
             hollow = source.endswith("not a single model")  # each column at its own alpha: drawn hollow, no rho
             base_source = source.replace(" · not a single model", "")
             symbol = symbols.get(base_source, "x") + ("-open" if hollow else "")
-            fig.add_trace(
-                go.Scatter(
-                    x=T(rows.x),
-                    y=T(rows.y),
-                    mode="markers",
-                    name=source,
-                    marker=dict(size=11 if hollow else 9, symbol=symbol, color=PALETTE[(k + 4) % len(PALETTE)], opacity=0.75),
-                    customdata=np.stack([rows.label, 100 * rows.x, 100 * rows.y], axis=1),
-                    hovertemplate="<b>%{customdata[0]}</b><br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<extra>"
-                    + source
-                    + "</extra>",
-                )
-            )
+            marker = dict(size=11 if hollow else 9, symbol=symbol, color=PALETTE[(k + 4) % len(PALETTE)], opacity=0.75)
+            fig.add_trace(_points(T, rows, rows.label, source, marker, source=source))
             xs.append(rows.x)
             ys.append(rows.y)
     ens = er["ensemble"]
     if len(ens):
         fig.add_trace(
-            go.Scatter(
-                x=T(ens.x),
-                y=T(ens.y),
-                mode="lines",
-                line=dict(color="#ff7f0e", width=2, dash="dash"),
-                name="output-space ensemble (not WiSE-FT)",
-                customdata=np.stack([ens.alpha, 100 * ens.x, 100 * ens.y], axis=1),
-                hovertemplate="output-space ensemble α=%{customdata[0]:.2f}<br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<extra></extra>",
-            )
+            _alpha_curve(T, ens, "output-space ensemble (not WiSE-FT)", dict(color="#ff7f0e", width=2, dash="dash"), mode="lines")
         )
     for k, (label, other) in enumerate((others or {}).items()):
-        fig.add_trace(
-            go.Scatter(
-                x=T(other.x),
-                y=T(other.y),
-                mode="lines+markers",
-                name=f"WiSE-FT {label}",
-                line=dict(color=OTHER_CURVE_COLOURS[k % len(OTHER_CURVE_COLOURS)], width=1.8),
-                marker=dict(size=4),
-                customdata=np.stack([other.alpha, 100 * other.x, 100 * other.y], axis=1),
-                hovertemplate=f"WiSE-FT {label} α=%{{customdata[0]:.2f}}<br>x=%{{customdata[1]:.2f}}%<br>y=%{{customdata[2]:.2f}}%<extra></extra>",
-            )
-        )
+        colour = OTHER_CURVE_COLOURS[k % len(OTHER_CURVE_COLOURS)]
+        fig.add_trace(_alpha_curve(T, other, f"WiSE-FT {label}", dict(color=colour, width=1.8), marker=dict(size=4)))
     fig.add_trace(  # the current alpha: a ring under the curve
         go.Scatter(
             x=[T(curve.x.iloc[i])],
@@ -267,23 +258,22 @@ def er_figure(
             meta="alpha:current",
         )
     )
-    rho = curve["rho"] if "rho" in curve else pd.Series(np.nan, index=curve.index)
     fig.add_trace(
-        go.Scatter(
-            x=T(curve.x),
-            y=T(curve.y),
+        _alpha_curve(
+            T,
+            curve,
+            f"WiSE-FT {method_label} (α grid)",
+            dict(color="#d62728", width=3),
+            marker=dict(size=7),
             mode="lines+markers+text",
-            name=f"WiSE-FT {method_label} (α grid)",
+            rho=curve["rho"] if "rho" in curve else pd.Series(np.nan, index=curve.index),
             text=_alpha_text(curve.alpha),
             textposition="top left",
             textfont=dict(size=11, color="#d62728"),
-            line=dict(color="#d62728", width=3),
-            marker=dict(size=7),
-            customdata=np.stack([curve.alpha, 100 * curve.x, 100 * curve.y, rho], axis=1),
             error_x=_error_bars(T(curve.x), T(curve.x_lo), T(curve.x_hi)),
             error_y=_error_bars(T(curve.y), T(curve.y_lo), T(curve.y_hi)),
-            hovertemplate="WiSE-FT α=%{customdata[0]:.2f}<br>x=%{customdata[1]:.2f}%<br>y=%{customdata[2]:.2f}%<br>ρ=%{customdata[3]:+.2f} pts<br><i>click to set α</i><extra></extra>",
             meta="curve:selected",
+            hint="<br><i>click to set α</i>",
         )
     )
     end = er["endpoints"]
@@ -291,20 +281,9 @@ def er_figure(
     hover = "<b>%{text}</b><br>x=%{customdata[0]:.2f}%<br>y=%{customdata[1]:.2f}%<br>ρ=%{customdata[2]:+.2f} pts<extra></extra>"
     ingredients = end[group == "soup ingredient"]
     if len(ingredients):  # one legend entry for the soup's ingredients
-        fig.add_trace(
-            go.Scatter(
-                x=T(ingredients.x),
-                y=T(ingredients.y),
-                mode="markers",
-                name=f"soup ingredients ({len(ingredients)} FT runs)",
-                marker=dict(size=9, symbol="triangle-up-open", color="#7f7f7f", line=dict(width=1.5)),
-                text=list(ingredients.model),
-                hovertemplate=hover,
-                customdata=np.c_[
-                    100 * ingredients.x, 100 * ingredients.y, ingredients.get("rho", pd.Series(np.nan, index=ingredients.index))
-                ],
-            )
-        )
+        marker = dict(size=9, symbol="triangle-up-open", color="#7f7f7f", line=dict(width=1.5))
+        rho = ingredients.get("rho", pd.Series(np.nan, index=ingredients.index))
+        fig.add_trace(_points(T, ingredients, ingredients.model, f"soup ingredients ({len(ingredients)} FT runs)", marker, rho=rho))
     styles = {
         "zero-shot": ("star", 14),
         "fine-tuned": ("triangle-up", 14),
@@ -668,17 +647,14 @@ def er_panels_figure(
             col=c,
         )
         fig.add_trace(
-            go.Scatter(
-                x=T(curve.x),
-                y=T(curve.y),
-                mode="lines+markers",
-                name=f"WiSE-FT {method_label}",
+            _alpha_curve(
+                T,
+                curve,
+                f"WiSE-FT {method_label}",
+                dict(color="#d62728", width=2.5),
+                marker=dict(size=4),
                 showlegend=first,
                 legendgroup="curve",
-                line=dict(color="#d62728", width=2.5),
-                marker=dict(size=4),
-                customdata=np.stack([curve.alpha, 100 * curve.x, 100 * curve.y], axis=1),
-                hovertemplate=f"{shift}<br>α=%{{customdata[0]:.2f}}<br>x=%{{customdata[1]:.2f}}%<br>y=%{{customdata[2]:.2f}}%<extra></extra>",
             ),
             row=r,
             col=c,
@@ -844,4 +820,56 @@ def set_ece_alpha(fig: go.Figure, curve: pd.DataFrame, alpha: float) -> go.Figur
             if isinstance(trace.meta, str) and trace.meta.startswith("alpha:"):
                 col = trace.meta.split(":", 1)[1]
                 trace.update(x=[curve.index[rows[0]]] if on_grid else [], y=[curve[col].iloc[rows[0]]] if on_grid else [])
+    return fig
+
+
+# -------------------------------------------------------------------------------------- live lab
+def live_alpha_figure(
+    curves: list[tuple[str, np.ndarray, np.ndarray, bool]],
+    true_class: int | None,
+    truth_name: str | None,
+    predicted: int,
+    predicted_name: str,
+    alpha: float,
+    all_methods: bool,
+) -> go.Figure:
+    """Probability of the true class (solid) and of theta(alpha)'s predicted class (dashed) along the alpha grid, one
+    pair of lines per method; ``curves`` holds (label, alphas, probabilities (n_alphas, n_classes), selected)."""
+    fig = go.Figure()
+    for k, (label, a, p, selected) in enumerate(curves):
+        colour = PALETTE[k % len(PALETTE)] if all_methods else PALETTE[1]
+        lines = []
+        if true_class is not None:
+            lines.append((true_class, f"P(true = {truth_name})", truth_name, dict(width=3 if selected else 1.8), dict(size=5)))
+        if predicted != true_class:
+            lines.append(
+                (
+                    predicted,
+                    f"P(predicted = {predicted_name})",
+                    predicted_name,
+                    dict(width=2.5 if selected else 1.5, dash="dash"),
+                    dict(size=4, symbol="diamond"),
+                )
+            )
+        for cls, what, name, line, marker in lines:
+            fig.add_trace(
+                go.Scatter(
+                    x=a,
+                    y=100 * p[:, cls],
+                    mode="lines+markers",
+                    name=f"{label}: {what}",
+                    line=dict(color=colour, **line),
+                    marker=marker,
+                    hovertemplate=f"<b>{label}</b><br>α=%{{x:.2f}}<br>P({name})=%{{y:.1f}}%<extra></extra>",
+                )
+            )
+    fig.add_vline(x=alpha, line=dict(color="#444", width=1.5, dash="dot"), annotation_text=f"α = {alpha:.2f}", annotation_position="top")
+    fig.update_layout(
+        height=330 + 22 * len(fig.data),
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(title="α (0 = zero-shot, 1 = fine-tuned)", range=[-0.02, 1.02]),
+        yaxis=dict(title="probability (%)", range=[-2, 102]),
+        legend=dict(orientation="h", yanchor="top", y=-0.3, font=dict(size=11)),
+        title=dict(text="Along the α grid", font=dict(size=14)),
+    )
     return fig

@@ -8,10 +8,9 @@ import hashlib
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.charts import PALETTE, PLOTLY_CONFIG
+from dashboard.charts import PLOTLY_CONFIG, live_alpha_figure
 from dashboard.state import how_to_read, method_page, plain
 from robust_core import live
 
@@ -226,8 +225,8 @@ with right:
     all_methods = st.toggle("Every method at once", key="live_all", help="θ(α) of every method of this run whose weights are here.")
     shown_methods = [m for m in available if m == method or all_methods]
     predicted = top["θ(α)"]
-    fig = go.Figure()
-    for k, m in enumerate(shown_methods):
+    curves = []  # (label, alphas, probabilities (n_alphas, n_classes), is the sidebar's method)
+    for m in shown_methods:
         if m == method:
             a, lg = alphas, logits
         else:
@@ -236,42 +235,8 @@ with right:
             except live.LiveError as exc:
                 st.warning(plain(f"{view.method_label(m)}: {exc}"))
                 continue
-        p = live.softmax(lg)
-        colour = PALETTE[k % len(PALETTE)] if all_methods else PALETTE[1]
-        label = view.method_label(m)
-        if true_class is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=a,
-                    y=100 * p[:, true_class],
-                    mode="lines+markers",
-                    name=f"{label}: P(true = {truth_name})",
-                    line=dict(color=colour, width=3 if m == method else 1.8),
-                    marker=dict(size=5),
-                    hovertemplate=f"<b>{label}</b><br>α=%{{x:.2f}}<br>P({truth_name})=%{{y:.1f}}%<extra></extra>",
-                )
-            )
-        if predicted != true_class:
-            fig.add_trace(
-                go.Scatter(
-                    x=a,
-                    y=100 * p[:, predicted],
-                    mode="lines+markers",
-                    name=f"{label}: P(predicted = {classnames[predicted]})",
-                    line=dict(color=colour, width=2.5 if m == method else 1.5, dash="dash"),
-                    marker=dict(size=4, symbol="diamond"),
-                    hovertemplate=f"<b>{label}</b><br>α=%{{x:.2f}}<br>P({classnames[predicted]})=%{{y:.1f}}%<extra></extra>",
-                )
-            )
-    fig.add_vline(x=alpha, line=dict(color="#444", width=1.5, dash="dot"), annotation_text=f"α = {alpha:.2f}", annotation_position="top")
-    fig.update_layout(
-        height=330 + 22 * len(fig.data),
-        margin=dict(l=10, r=10, t=40, b=10),
-        xaxis=dict(title="α (0 = zero-shot, 1 = fine-tuned)", range=[-0.02, 1.02]),
-        yaxis=dict(title="probability (%)", range=[-2, 102]),
-        legend=dict(orientation="h", yanchor="top", y=-0.3, font=dict(size=11)),
-        title=dict(text="Along the α grid", font=dict(size=14)),
-    )
+        curves.append((view.method_label(m), a, live.softmax(lg), m == method))
+    fig = live_alpha_figure(curves, true_class, truth_name, predicted, classnames[predicted], alpha, all_methods)
     st.plotly_chart(fig, config=PLOTLY_CONFIG, key="live_curve")
     st.caption(
         "Solid: the true class (when known). Dashed: the class θ(α) predicts at the sidebar's α. Every point is a "
