@@ -558,7 +558,7 @@ def _attach_thumbnails(store: Store, config: DemoConfig, data: dict) -> Store:
     for n in _EVAL_SETS:
         shown = np.zeros(len(store.labels(n)), bool)
         for method in store.methods:
-            if store.manifest["methods"][method].get("role", "wise") != "wise":
+            if store.method_role(method) != "wise":
                 continue
             top1 = store.topk(method, n)[..., 0]
             shown |= top1[0] != top1[-1]
@@ -653,7 +653,7 @@ def check_criteria(store: Store, resamples: int = RESAMPLES) -> dict:
 
     view = RunView(store)
     shifts, id_, val = store.shifts, store.id, store.id_val
-    methods = store.manifest["methods"]
+    methods = store.methods
     crit: list[dict] = []
 
     def add(name, holds, text, interval=None):
@@ -679,7 +679,7 @@ def check_criteria(store: Store, resamples: int = RESAMPLES) -> dict:
     n_classes = len(store.classnames(id_))
 
     # 0. the world itself: sizes, no dead shift, standard models where the CLIP models are
-    sizes = {ds: int(store.manifest["datasets"][ds]["n"]) for ds in store.datasets}
+    sizes = {ds: store.dataset(ds).n for ds in store.datasets}
     add(
         "eval set sizes",
         sizes[id_] >= 2000 and (val is None or sizes[val] >= 1000) and min(sizes[s] for s in shifts) >= 500,
@@ -794,7 +794,7 @@ def check_criteria(store: Store, resamples: int = RESAMPLES) -> dict:
 
     # 8. soups
     if "greedy-soup" in methods and val:
-        ingredients = methods["greedy-soup"].get("soup", {}).get("ingredients", [])
+        ingredients = store.manifest["methods"]["greedy-soup"].get("soup", {}).get("ingredients", [])  # the soup's recipe (free-form)
         val_acc = {m: acc(end[m], val) for m in ingredients if m in end}
         best_single = max(val_acc, key=val_acc.get) if val_acc else None
         greedy_val = acc(end["greedy-soup"], val)
@@ -842,9 +842,8 @@ def markdown_report(store: Store) -> str:
     from .analysis import OOD_AVG, RunView
 
     view = RunView(store)
-    methods = store.manifest["methods"]
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
-    sizes = {ds: store.manifest["datasets"][ds]["n"] for ds in store.datasets}
+    sizes = {ds: store.dataset(ds).n for ds in store.datasets}
     shift_sizes = sorted({sizes[s] for s in store.shifts})
     lines = [
         f"Evaluation sets: ID test {sizes[store.id]:,}, ID validation {sizes[store.id_val]:,}, "
@@ -855,25 +854,21 @@ def markdown_report(store: Store) -> str:
         "| method | α = 0 (zero-shot) ID / OOD avg | α = 0.5 ID / OOD avg | α = 1 ID / OOD avg | best OOD avg on the grid |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for m, info in methods.items():
-        if info.get("role", "wise") != "wise":
-            continue
+    for m in store.wise_methods:
         c = view.curves(m)
-        i5 = int(np.abs(c.index.to_numpy() - 0.5).argmin())
+        i5 = view.alpha_point(m, 0.5).index
         best = c[OOD_AVG].idxmax()
         lines.append(
-            f"| {info.get('label', m)} | {pct(c[store.id].iloc[0])} / {pct(c[OOD_AVG].iloc[0])} | "
+            f"| {view.method_label(m)} | {pct(c[store.id].iloc[0])} / {pct(c[OOD_AVG].iloc[0])} | "
             f"{pct(c[store.id].iloc[i5])} / {pct(c[OOD_AVG].iloc[i5])} | {pct(c[store.id].iloc[-1])} / {pct(c[OOD_AVG].iloc[-1])} | "
             f"{pct(c[OOD_AVG].max())} (α = {best:.1f}) |"
         )
     lines += ["", "Single models (no WiSE-FT curve): ID / OOD avg / ID validation", ""]
     lines += ["| model | ID | OOD avg | ID val |", "| --- | --- | --- | --- |"]
-    for m, info in methods.items():
-        if info.get("role", "wise") == "wise":
-            continue
+    for m in store.point_methods:
         c = view.curves(m)
         lines.append(
-            f"| {info.get('label', m)} | {pct(c[store.id].iloc[-1])} | {pct(c[OOD_AVG].iloc[-1])} | {pct(c[store.id_val].iloc[-1])} |"
+            f"| {view.method_label(m)} | {pct(c[store.id].iloc[-1])} | {pct(c[OOD_AVG].iloc[-1])} | {pct(c[store.id_val].iloc[-1])} |"
         )
     bt = view.baseline_table()
     if len(bt):

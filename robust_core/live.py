@@ -49,17 +49,17 @@ class UploadError(LiveError):
 
 # ------------------------------------------------------------------------------------ weights
 def _is_demo(store: Store) -> bool:
-    return "demo_config" in store.manifest.get("provenance", {})
+    return "demo_config" in store.provenance
 
 
 def weights_problem(store: Store, method: str) -> str | None:
     """``None`` when both endpoints of ``method`` are on this machine, else what is missing and how to get it."""
-    info = store.manifest["methods"].get(method)
-    if info is None:
+    if method not in store.methods:
         return f"Store {store.name} has no method {method!r}."
-    refs = info.get("checkpoints") or {}
+    info = store.method(method)
+    refs = info.checkpoints
     if "zeroshot" not in refs or "finetuned" not in refs:
-        if info.get("kind") in ("soup", "soup-ingredient"):
+        if info.kind in ("soup", "soup-ingredient"):
             return f"The store keeps no weights for {method} (soups and their ingredients are stored as logits only)."
         if _is_demo(store):
             fix = "Rebuild the demo with `python -m robust_core demo --force`: it ships every method's weights in cache/demo/weights."
@@ -93,7 +93,7 @@ def live_methods(store: Store) -> list[str]:
 
 
 def _arch(store: Store) -> tuple[str, str | None]:
-    model = store.manifest.get("provenance", {}).get("model", {})
+    model = store.provenance.get("model", {})
     if not model.get("arch"):
         raise LiveError(f"Store {store.name} does not record its model architecture (provenance.model.arch).")
     return model["arch"], model.get("pretrained")
@@ -135,7 +135,7 @@ def _load_endpoint(store: Store, method: str, which: str) -> dict:
     from .models import ModelLoadError, load_state_dict, sha256_file
 
     path = store.checkpoint(method, which)
-    expected = store.manifest["methods"][method]["checkpoints"][which].get("sha256")
+    expected = store.method(method).checkpoint_ref(which).get("sha256")
     if expected and sha256_file(path) != expected:
         raise LiveError(f"{path.name} ({which} of {method}) does not match the sha256 recorded in the store; it was changed after the run.")
     try:
@@ -173,9 +173,6 @@ class Grid:
     def probs(self) -> np.ndarray:
         return softmax(self.logits)
 
-    def row(self, alpha: float) -> int:
-        return int(np.abs(self.alphas - alpha).argmin())
-
 
 class LiveModel:
     """theta(alpha) of one method of one store, for single inputs.
@@ -212,14 +209,15 @@ class LiveModel:
         if problem:
             raise LiveError(problem)
         self.store_path, self.method = Path(store_path), method
-        self.label = store.manifest["methods"][method].get("label", method)
+        info = store.method(method)
+        self.label = info.label
         self.classnames = store.classnames(store.id)
         self.alphas = store.alphas(method)
-        self.linear = bool(store.manifest["methods"][method].get("linear", False))
+        self.linear = info.linear
         self.arch, pretrained = _arch(store)
         theta_zeroshot = _load_endpoint(store, method, "zeroshot")
         theta_finetuned = _load_endpoint(store, method, "finetuned")
-        if store.manifest["methods"][method]["checkpoints"]["finetuned"].get("base") == "zeroshot":
+        if info.checkpoint_ref("finetuned").get("base") == "zeroshot":
             theta_finetuned = {**theta_zeroshot, **theta_finetuned}  # stored without the keys it shares (LP's encoder)
         model, self._transform = _build_tower(self.arch, pretrained)
         head = theta_zeroshot.get("head.weight")

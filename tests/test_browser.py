@@ -222,3 +222,20 @@ def test_live_lab_draw_a_stroke_and_predictions_change(server, browser):
     assert page.locator('[data-testid="stDataFrame"]').count() == 3
     page.screenshot(path=str(SHOTS / "live-draw.png"), full_page=True)
     page.close()
+
+
+def test_clicking_a_point_of_the_er_curve_sets_alpha(server, browser):
+    """Effective robustness: a click on a point of the red WiSE-FT curve moves the sidebar's alpha (and the URL) there."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{server}/effective_robustness?run=demo&method=ft&alpha=0.5", timeout=60000)
+    _settle(page, True)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    # the selected method's curve is the trace whose meta is "curve:selected"; click its point at alpha 0.2 (index 2)
+    index = chart.evaluate("el => el.querySelector('.js-plotly-plot').data.findIndex(t => t.meta === 'curve:selected')")
+    assert index >= 0
+    point = chart.locator(".scatterlayer .trace").nth(index).locator("path.point").nth(2)
+    point.click(force=True)
+    page.wait_for_function("() => window.location.search.includes('alpha=0.2')", timeout=30000)
+    _settle(page, True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
