@@ -94,6 +94,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--root", default=str(ROOT / "bench" / "out" / "stores"))
     parser.add_argument("--moves", type=int, default=30)
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--no-summaries", dest="summaries", action="store_false", help="time a store without stored per-alpha tables (as before)"
+    )
     args = parser.parse_args(argv)
     root = Path(args.root)
     store_path = root / "imagenet-scale"
@@ -102,7 +105,18 @@ def main(argv=None) -> dict:
         start = time.perf_counter()
         build_synthetic_store(store_path)
         print(f"built in {time.perf_counter() - start:.0f} s", flush=True)
-    open_store(store_path)
+    store = open_store(store_path)
+    summaries_s = None
+    if args.summaries and "summaries" not in store.manifest:
+        from robust_core.summaries import write_summaries
+
+        print("computing the per-alpha summaries (once)...", flush=True)
+        start = time.perf_counter()
+        write_summaries(store)
+        summaries_s = round(time.perf_counter() - start, 1)
+        print(f"summaries in {summaries_s} s", flush=True)
+    elif not args.summaries and "summaries" in store.manifest:
+        raise SystemExit(f"{store_path} has summaries; pass --root to another folder to time a store without them")
 
     os.environ["ROBUST_STORE_ROOT"] = str(root)
     from streamlit.testing.v1 import AppTest
@@ -110,6 +124,7 @@ def main(argv=None) -> dict:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.query_params["run"] = "imagenet-scale"
     result = {"store": {"sets": len(SETS), "examples": sum(SETS.values()), "classes": N_CLASSES, "alphas": len(ALPHAS)}, "pages": {}}
+    result["summaries"] = {"stored": args.summaries, "compute_s": summaries_s}
     start = time.perf_counter()
     at.run()
     result["first_open_s"] = round(time.perf_counter() - start, 2)

@@ -290,9 +290,15 @@ def er_figure(
         "soup": ("diamond", 14),
         "single model": ("x", 13),
     }
+    seen: list[tuple[float, float]] = []
     for k, row in enumerate(end[group != "soup ingredient"].itertuples()):
         kind = getattr(row, "group", "fine-tuned")
         symbol, size = styles.get(kind, ("triangle-up", 14))
+        # a model within half a point of one already drawn (the CLIP paper's and PyTorch's zero-shot) is drawn as a
+        # larger open marker around it, so neither hides the other
+        if any(abs(row.x - x0) < 0.005 and abs(row.y - y0) < 0.005 for x0, y0 in seen):
+            symbol, size = symbol + "-open", size + 8
+        seen.append((row.x, row.y))
         fig.add_trace(
             go.Scatter(
                 x=[T(row.x)],
@@ -302,8 +308,8 @@ def er_figure(
                 marker=dict(
                     size=size,
                     symbol=symbol,
-                    color="#2ca02c" if kind == "zero-shot" else PALETTE[(k + 3) % len(PALETTE)],
-                    line=dict(color="#000", width=1),
+                    color="#2ca02c" if kind == "zero-shot" and "method" in end else PALETTE[(k + 3) % len(PALETTE)],
+                    line=dict(color="#000", width=1) if not symbol.endswith("-open") else dict(width=2.5),
                 ),
                 text=[row.model],
                 hovertemplate=hover,
@@ -677,6 +683,9 @@ def er_panels_figure(
         # framed on the run's models (the line and the cloud run off the edges, as on the main chart's default)
         pad = lambda a, b: (max(0.002, a - 0.5 * (b - a) - 0.03), min(0.998, b + 0.5 * (b - a) + 0.03))  # noqa: E731
         x_lo, x_hi = pad(float(np.nanmin(xs)), float(np.nanmax(xs)))
+        if base.get("source"):  # the line where the run's models are, so each panel shows the gap rho measures
+            on = (base["grid"] >= x_lo) & (base["grid"] <= x_hi)
+            ys = np.concatenate([ys, np.asarray(base["line"])[on]])
         y_lo, y_hi = pad(float(np.nanmin(ys)), float(np.nanmax(ys)))
         fig.update_xaxes(_axis(x_lo, x_hi, transform, x_labels.get(shift, "ID") if r == rows else ""), row=r, col=c)
         fig.update_yaxes(_axis(y_lo, y_hi, transform, "OOD" if c == 1 else ""), row=r, col=c)

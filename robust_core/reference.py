@@ -299,7 +299,8 @@ def paper_er_data(target: str = "ood-avg", transform: str = "logit") -> dict:
     labels = others.source + " · " + others.model + ": " + others.method
     rows = pd.DataFrame({"model": labels, "x": others.imagenet, "y": others[y_col], "single": others.single_model})
     rows["rho"] = np.where(rows.single, rho(rows.x, rows.y), np.nan)
-    endpoints = rows[rows.single].drop(columns=["single"]).assign(group="fine-tuned").reset_index(drop=True)
+    endpoints = rows[rows.single].drop(columns=["single"]).reset_index(drop=True)
+    endpoints["group"] = np.where(endpoints.model.str.contains("zero-shot"), "zero-shot", "fine-tuned")
     hollow = rows[~rows.single]
     overlays = pd.DataFrame(
         {"source": "papers (WiSE-FT, FLYP)", "label": hollow.model + " (not a single model)", "x": hollow.x, "y": hollow.y}

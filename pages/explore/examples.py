@@ -32,18 +32,19 @@ def examples_and_classes() -> None:
     else:
         mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
         theta_col = f"θ({alpha:.2f}) top-3"
-        for start in range(0, len(table), 6):  # one row of six equal cards at a time: an aligned grid
-            cols = st.columns(6)
-            for col, (_, row) in zip(cols, table.iloc[start : start + 6].iterrows()):
-                with col.container(height=300, border=True):
+        for start in range(0, len(table), 4):  # one row of four equal cards at a time: an aligned grid
+            cols = st.columns(4)
+            for col, (_, row) in zip(cols, table.iloc[start : start + 4].iterrows()):
+                with col.container(height=330, border=True):
                     png = view.thumbnail(dataset, row["index"])
+                    left, right = st.columns([1, 3]) if png is not None else (None, st.container())
                     if png is not None:
-                        st.image(png, width=72)
-                    st.markdown(
-                        f"**{plain(row['label'])}**  \n"
-                        f"ZS {mark(row['zero-shot right'])} {plain(row['zero-shot top-3'])}  \n"
-                        f"FT {mark(row['fine-tuned right'])} {plain(row['fine-tuned top-3'])}  \n"
-                        f"θ({alpha:.2f}) {mark(row['θ(α) right'])} {plain(row[theta_col])}"
+                        left.image(png, width=64)
+                    right.markdown(f"**{plain(row['label'])}**  \n#{int(row['index'])}")
+                    st.caption(
+                        f"**ZS** {mark(row['zero-shot right'])} {plain(row['zero-shot top-3'])}  \n"
+                        f"**FT** {mark(row['fine-tuned right'])} {plain(row['fine-tuned top-3'])}  \n"
+                        f"**θ({alpha:.2f})** {mark(row['θ(α) right'])} {plain(row[theta_col])}"
                     )
         if view.thumbnail(dataset, table["index"].iloc[0]) is None:
             st.caption("This store has no thumbnails (stores built with `eval` keep only logits); the table lists the examples.")
