@@ -596,11 +596,14 @@ def toy_figure(result: dict, names: dict[str, str]) -> go.Figure:
         )
     top = max(float(np.max(result[k][c])) for k in ("lp", "ft", "lpft") for c in ("id_loss", "ood_loss"))
     # floor at 1e-5: below that the ID losses are just converged, and the OOD gap is what matters
-    fig.update_yaxes(type="log", range=[-5, np.log10(top) + 0.3], row=1, col=1, title="squared loss (log, floored at 1e-5)")
+    fig.update_yaxes(
+        type="log", range=[-5, np.log10(top) + 0.3], dtick=1, exponentformat="e", row=1, col=1, title="squared loss (log, floored at 1e-5)"
+    )
     top_change = max(float(np.max(result[k]["change_id"])) for k in ("lp", "ft", "lpft"))
     fig.update_yaxes(
         type="log",
         range=[-12.5, np.log10(max(top_change, 1e-11)) + 0.5],
+        dtick=2,
         row=1,
         col=2,
         title="Frobenius norm (floored at 1e-12)",

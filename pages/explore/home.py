@@ -34,9 +34,12 @@ i, a = sel.alpha
 c1, c2, c3 = st.columns(3)
 for col, (label, row) in zip((c1, c2, c3), (("zero-shot (α=0)", 0), (f"WiSE-FT (α={a:.2f})", i), ("fine-tuned (α=1)", -1))):
     col.metric(f"{label} · ID", pct(wise[view.id].iloc[row]))
-    col.metric(f"{label} · OOD avg", pct(wise[OOD_AVG].iloc[row]), points(wise[OOD_AVG].iloc[row] - wise[OOD_AVG].iloc[0]) if row else None)
-    if row and view.shifts:
-        col.caption(delta_caption(view.interval(sel.method, row, OOD_AVG), "zero-shot"))
+    # the change vs zero-shot is the paired interval's own estimate, greyed out when the interval includes 0
+    iv = view.interval(sel.method, row, OOD_AVG) if row != 0 and view.shifts else None
+    delta = points(iv.estimate / 100) if iv is not None else None
+    col.metric(f"{label} · OOD avg", pct(wise[OOD_AVG].iloc[row]), delta, delta_color="normal" if iv is None or iv.sign else "off")
+    if iv is not None:
+        col.caption(delta_caption(iv, "zero-shot"))
 st.markdown("\n".join(f"- {sentence}" for sentence in view.narrate_path(sel.method)))
 
 st.markdown(
@@ -48,7 +51,8 @@ st.markdown(
 st.markdown(
     "**Pages** — *Tradeoff*: accuracy along α for every set; *Effective robustness*: where each model sits "
     "against the 'accuracy on the line' baseline; *Diversity & confidence*: how differently zero-shot and "
-    "fine-tuned models err; *Examples & classes*: which images and classes flip; *Export*: numbers and θ(α) weights."
+    "fine-tuned models err; *Calibration*: whether confidence matches accuracy along α; *Examples & classes*: which "
+    "images and classes flip; *Export*: numbers and θ(α) weights; *Live lab*: your own input through every model."
 )
 
 with st.expander("All stores in the store folder (cache/ or $ROBUST_STORE_ROOT)"):

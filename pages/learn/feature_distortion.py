@@ -40,7 +40,7 @@ rows = {
     }
     for k in ("lp", "ft", "lpft")
 }
-st.dataframe(rows, width="stretch")
+st.dataframe(rows, width="stretch", column_config={name: st.column_config.NumberColumn(name, format="%.3g") for name in rows})
 
 
 st.markdown(narrate_toy(result, names))

@@ -33,7 +33,8 @@ cols = [
     "ImageNet-A",
     "avg_shifts",
 ]
-st.dataframe(papers[cols], hide_index=True, width="stretch")
+shown = papers[cols].assign(alpha=[("per column" if a is None or a != a else f"{float(a):g}") for a in papers.alpha])
+st.dataframe(shown, hide_index=True, width="stretch", column_config={"single_model": st.column_config.CheckboxColumn("single model")})
 download_csv(papers[cols], "paper_tables.csv")
 
 target = st.selectbox("OOD target", ["ood-avg", *reference.OOD_AVG_SHIFTS], key="papers_target")
