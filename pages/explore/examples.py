@@ -35,7 +35,7 @@ def examples_and_classes() -> None:
         for start in range(0, len(table), 4):  # one row of four equal cards at a time: an aligned grid
             cols = st.columns(4)
             for col, (_, row) in zip(cols, table.iloc[start : start + 4].iterrows()):
-                with col.container(height=330, border=True):
+                with col.container(height=230, border=True):
                     png = view.thumbnail(dataset, row["index"])
                     left, right = st.columns([1, 3]) if png is not None else (None, st.container())
                     if png is not None:
