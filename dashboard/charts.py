@@ -441,6 +441,14 @@ def per_class_figure(table: pd.DataFrame, column: str, title: str, max_bars: int
     return fig
 
 
+def set_single_models_alpha(fig: go.Figure, curve: pd.DataFrame, id_name: str, i: int) -> go.Figure:
+    """Move ``single_models_figure``'s theta(alpha) marker to grid point ``i``."""
+    for trace in fig.data:
+        if trace.meta == "alpha:current":
+            trace.update(x=[100 * curve[id_name].iloc[i]], y=[100 * curve[OOD_AVG].iloc[i]], name=f"θ(α={curve.index[i]:.2f})")
+    return fig
+
+
 def label_free_figure(frame: pd.DataFrame, alpha: float) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(
@@ -514,6 +522,7 @@ def single_models_figure(curve: pd.DataFrame, id_name: str, singles: pd.DataFram
             x=[x[i]],
             y=[y[i]],
             mode="markers",
+            meta="alpha:current",
             name=f"θ(α={alphas[i]:.2f})",
             marker=dict(size=16, color="rgba(255,215,0,0.6)", line=dict(color="#000", width=2)),
             hoverinfo="skip",
@@ -885,3 +894,37 @@ def live_alpha_figure(
         title=dict(text="Along the α grid", font=dict(size=14)),
     )
     return fig
+
+
+# ------------------------------------------------------------------------------------- examples grid
+def example_cards_html(table: pd.DataFrame, thumbnails: list[bytes | None], alpha: float, columns: int = 4) -> str:
+    """The disagreeing examples as one HTML grid of equal cards: thumbnail, label, and each model's top-3 with
+    probabilities and a mark for a right top-1. Every text is HTML-escaped (class names come from store files)."""
+    import base64
+    from html import escape
+
+    theta_col = next(c for c in table.columns if c.startswith("θ(") and c.endswith("top-3"))
+    cards = []
+    for (_, row), png in zip(table.iterrows(), thumbnails):
+        image = f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="">' if png is not None else ""
+        lines = "".join(
+            f"<div><b>{who}</b> <span class='{'ok' if row[right] else 'no'}'>{'✓' if row[right] else '✗'}</span> {escape(str(row[col]))}</div>"
+            for who, right, col in (
+                ("ZS", "zero-shot right", "zero-shot top-3"),
+                ("FT", "fine-tuned right", "fine-tuned top-3"),
+                (f"θ({alpha:.2f})", "θ(α) right", theta_col),
+            )
+        )
+        cards.append(
+            f"<div class='card'><div class='head'>{image}<div><b>{escape(str(row['label']))}</b><br>"
+            f"<span class='idx'>#{int(row['index'])}</span></div></div><div class='models'>{lines}</div></div>"
+        )
+    style = (
+        "<style>.ex-grid{display:grid;grid-template-columns:repeat(COLUMNS,1fr);gap:12px;font-family:'Source Sans Pro',sans-serif}"
+        ".ex-grid .card{border:1px solid rgba(49,51,63,.2);border-radius:8px;padding:10px;min-height:170px}"
+        ".ex-grid .head{display:flex;gap:10px;align-items:center;margin-bottom:6px}"
+        ".ex-grid img{width:56px;height:56px;image-rendering:pixelated;border-radius:4px}"
+        ".ex-grid .models{font-size:13px;color:#555;line-height:1.45}.ex-grid .idx{color:#888;font-size:12px}"
+        ".ex-grid .ok{color:#2ca02c;font-weight:bold}.ex-grid .no{color:#d62728;font-weight:bold}</style>"
+    ).replace("COLUMNS", str(int(columns)))
+    return style + "<div class='ex-grid'>" + "".join(cards) + "</div>"

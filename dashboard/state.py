@@ -5,6 +5,7 @@ Only composition lives here; every number comes from ``robust_core.analysis``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -52,6 +53,12 @@ class Selection:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
+@functools.lru_cache(maxsize=8)
+def _root_spellings(root: str) -> tuple[str, ...]:
+    """The store root as given and resolved (resolving touches the disk: once per root, not once per message)."""
+    return tuple({str(Path(root).resolve()), root})
+
+
 def plain(text: str) -> str:
     """``text`` with server paths replaced by store-root-relative ones and markdown/HTML escaped.
 
@@ -59,7 +66,7 @@ def plain(text: str) -> str:
     so ``?run=[x](http://...)`` shows as text, never as a link or an image the browser fetches.
     """
     text = str(text)
-    for root in {str(store_root().resolve()), str(store_root())}:
+    for root in _root_spellings(str(store_root())):
         text = text.replace(root + os.sep, "").replace(root, "the store folder")
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
     # GFM autolinks URLs, www. hosts and e-mail addresses even when escaped: a zero-width space breaks them
@@ -224,7 +231,7 @@ def download_csv(frame, name: str, label: str = "Download CSV", index: bool = Tr
 
 
 def session_figure(key: tuple, build):
-    """A figure kept for this browser session (small LRU); pages update its α parts in place.
+    """A figure (or a formatted table) kept for this browser session (LRU); pages update a figure's α parts in place.
 
     Per-session, not st.cache_resource: figures are mutated on every slider move, and sessions must
     not share mutable objects.
@@ -233,7 +240,7 @@ def session_figure(key: tuple, build):
     if key in cache:
         cache[key] = cache.pop(key)  # most recently used last
     else:
-        while len(cache) >= 24:
+        while len(cache) >= 96:  # figures and formatted tables of a few methods' alpha grids
             cache.pop(next(iter(cache)))
         cache[key] = build()
     return cache[key]

@@ -208,3 +208,26 @@ def test_calibration_page_numbers_equal_core(app, store_root):
         assert metrics["ECE fine-tuned"] == f"{view.ece('ft', dataset, -1, scaled):.2f} pts"
         table = app.dataframe[0].value
         assert table.loc["OOD avg", "fine-tuned"] == pytest.approx(view.ece_curve("ft", scaled)["OOD avg"].iloc[-1])
+
+
+def test_example_grid_escapes_names_and_embeds_thumbnails():
+    import pandas as pd
+
+    from dashboard.charts import example_cards_html
+
+    table = pd.DataFrame(
+        {
+            "index": [3, 5],
+            "label": ["<script>alert(1)</script>", "cat"],
+            "zero-shot top-3": ["<b>x</b> 50%, y 20%, z 10%", "cat 90%, dog 5%, cow 1%"],
+            "fine-tuned top-3": ["y 70%, x 20%, z 5%", "dog 60%, cat 30%, cow 5%"],
+            "θ(0.50) top-3": ["y 40%, x 35%, z 10%", "cat 50%, dog 45%, cow 2%"],
+            "zero-shot right": [True, True],
+            "fine-tuned right": [False, False],
+            "θ(α) right": [False, True],
+        }
+    )
+    html = example_cards_html(table, [b"\x89PNG fake", None], 0.5)
+    assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;x&lt;/b&gt;" in html
+    assert html.count("class='card'") == 2 and html.count("data:image/png;base64,") == 1
+    assert "#3" in html and "θ(0.50)" in html

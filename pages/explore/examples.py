@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from dashboard.charts import PLOTLY_CONFIG, per_class_figure
-from dashboard.state import ci_text, download_csv, how_to_read, method_page, plain
+from dashboard.charts import PLOTLY_CONFIG, example_cards_html, per_class_figure
+from dashboard.state import ci_text, download_csv, how_to_read, method_page, session_figure
 
 page = method_page("Examples & classes · {label}")
 view, method, i, alpha = page.view, page.method, page.i, page.alpha
@@ -30,22 +30,12 @@ def examples_and_classes() -> None:
     if table.empty:
         st.info("No disagreements match these filters.")
     else:
-        mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
-        theta_col = f"θ({alpha:.2f}) top-3"
-        for start in range(0, len(table), 4):  # one row of four equal cards at a time: an aligned grid
-            cols = st.columns(4)
-            for col, (_, row) in zip(cols, table.iloc[start : start + 4].iterrows()):
-                with col.container(height=230, border=True):
-                    png = view.thumbnail(dataset, row["index"])
-                    left, right = st.columns([1, 3]) if png is not None else (None, st.container())
-                    if png is not None:
-                        left.image(png, width=64)
-                    right.markdown(f"**{plain(row['label'])}**  \n#{int(row['index'])}")
-                    st.caption(
-                        f"**ZS** {mark(row['zero-shot right'])} {plain(row['zero-shot top-3'])}  \n"
-                        f"**FT** {mark(row['fine-tuned right'])} {plain(row['fine-tuned top-3'])}  \n"
-                        f"**θ({alpha:.2f})** {mark(row['θ(α) right'])} {plain(row[theta_col])}"
-                    )
+        # one HTML element for the whole grid (48 cards as Streamlit containers were ~1,200 elements per rerun)
+        grid = session_figure(
+            ("example-grid", id(view), method, dataset, i, who, class_name),
+            lambda: example_cards_html(table, [view.thumbnail(dataset, k) for k in table["index"]], alpha),
+        )
+        st.html(grid)
         if view.thumbnail(dataset, table["index"].iloc[0]) is None:
             st.caption("This store has no thumbnails (stores built with `eval` keep only logits); the table lists the examples.")
         with st.expander("As a table"):
@@ -62,13 +52,19 @@ def examples_and_classes() -> None:
     )
     c1, c2 = st.columns(2)
     c1.plotly_chart(
-        per_class_figure(per_class, "fine-tuned − zero-shot", "fine-tuned vs zero-shot", selected=selected),
+        session_figure(  # alpha-independent: built once per set and class
+            ("pc-ft", id(view), method, dataset, selected),
+            lambda: per_class_figure(per_class, "fine-tuned − zero-shot", "fine-tuned vs zero-shot", selected=selected),
+        ),
         width="stretch",
         config=PLOTLY_CONFIG,
         key="pc-ft",
     )
     c2.plotly_chart(
-        per_class_figure(per_class, "θ(α) − zero-shot", f"θ({alpha:.2f}) vs zero-shot", selected=selected),
+        session_figure(
+            ("pc-alpha", id(view), method, dataset, selected, i),
+            lambda: per_class_figure(per_class, "θ(α) − zero-shot", f"θ({alpha:.2f}) vs zero-shot", selected=selected),
+        ),
         width="stretch",
         config=PLOTLY_CONFIG,
         key="pc-alpha",

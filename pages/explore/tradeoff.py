@@ -2,7 +2,15 @@
 
 import streamlit as st
 
-from dashboard.charts import PLOTLY_CONFIG, label_free_figure, set_tradeoff_alpha, set_vline_alpha, single_models_figure, tradeoff_figure
+from dashboard.charts import (
+    PLOTLY_CONFIG,
+    label_free_figure,
+    set_single_models_alpha,
+    set_tradeoff_alpha,
+    set_vline_alpha,
+    single_models_figure,
+    tradeoff_figure,
+)
 from dashboard.state import ci_text, delta_caption, download_csv, how_to_read, method_page, pct, points, session_figure
 from robust_core.analysis import REFERENCES
 
@@ -54,12 +62,22 @@ st.caption(" ".join(view.narrate_path(method)))
 
 st.subheader(f"Every set at α = {cards['alpha']:.2f}: θ(α) against both endpoints")
 ev = view.evidence_table(method, i)
-shown = ev[["θ(α) (%)"]].copy()
-for ref in REFERENCES:
-    shown[f"Δ vs {ref}, pts [95% CI]"] = [ci_text(r[f"Δ vs {ref}"], r[f"Δ vs {ref} low"], r[f"Δ vs {ref} high"]) for _, r in ev.iterrows()]
-    shown[f"McNemar p vs {ref}"] = ev[f"McNemar p vs {ref}"]
-    shown[f"vs {ref}"] = ev[f"vs {ref}"]
-shown["n"] = ev["n"]
+
+
+def _evidence_shown():
+    shown = ev[["θ(α) (%)"]].copy()
+    for ref in REFERENCES:
+        shown[f"Δ vs {ref}, pts [95% CI]"] = [
+            ci_text(r[f"Δ vs {ref}"], r[f"Δ vs {ref} low"], r[f"Δ vs {ref} high"]) for _, r in ev.iterrows()
+        ]
+        shown[f"McNemar p vs {ref}"] = ev[f"McNemar p vs {ref}"]
+        shown[f"vs {ref}"] = ev[f"vs {ref}"]
+    shown["n"] = ev["n"]
+    return shown
+
+
+# formatted tables are built once per (method, alpha) and session, then reused on every later visit of that alpha
+shown = session_figure(("evidence-shown", id(view), method, i), _evidence_shown)
 st.dataframe(
     shown,
     width="stretch",
@@ -98,11 +116,11 @@ if len(singles):
         "different learning rates, epochs, seeds and augmentation) and, where present, **FT from a random head** "
         "(Kumar et al.'s baseline for LP-FT). Each is compared with θ(α) on the same images (paired intervals)."
     )
+    singles_fig = session_figure(
+        ("single-models", id(view), method), lambda: single_models_figure(view.curves(method), view.id, singles, i, page.label)
+    )
     st.plotly_chart(
-        single_models_figure(view.curves(method), view.id, singles, i, page.label),
-        width="stretch",
-        config=PLOTLY_CONFIG,
-        key="single-models",
+        set_single_models_alpha(singles_fig, view.curves(method), view.id, i), width="stretch", config=PLOTLY_CONFIG, key="single-models"
     )
     shown = singles.assign(
         **{
@@ -150,14 +168,21 @@ how_to_read(
     "interval at the α it picked (the noise in picking that α is not included)."
 )
 picks = view.picks(method)
-picks_shown = picks[["rule", "alpha", "needs"]].assign(ID=100 * picks["ID"], **{"OOD avg": 100 * picks["OOD avg"]})
-for col in ("ID", "OOD avg"):
-    for ref in REFERENCES:
-        if f"{col} − {ref}" in picks:
-            picks_shown[f"{col} − {ref}, pts [95% CI]"] = [
-                ci_text(r[f"{col} − {ref}"], r[f"{col} − {ref} low"], r[f"{col} − {ref} high"]) for _, r in picks.iterrows()
-            ]
-            picks_shown[f"{col} vs {ref}"] = picks[f"{col} vs {ref}"]
+
+
+def _picks_shown():
+    shown = picks[["rule", "alpha", "needs"]].assign(ID=100 * picks["ID"], **{"OOD avg": 100 * picks["OOD avg"]})
+    for col in ("ID", "OOD avg"):
+        for ref in REFERENCES:
+            if f"{col} − {ref}" in picks:
+                shown[f"{col} − {ref}, pts [95% CI]"] = [
+                    ci_text(r[f"{col} − {ref}"], r[f"{col} − {ref} low"], r[f"{col} − {ref} high"]) for _, r in picks.iterrows()
+                ]
+                shown[f"{col} vs {ref}"] = picks[f"{col} vs {ref}"]
+    return shown
+
+
+picks_shown = session_figure(("picks-shown", id(view), method), _picks_shown)
 st.dataframe(
     picks_shown,
     hide_index=True,

@@ -6,6 +6,7 @@ once (``RunView.alpha_point``) and every per-alpha method takes the index ``i`` 
 
 from __future__ import annotations
 
+import functools
 import threading
 from functools import cached_property
 from typing import NamedTuple
@@ -17,6 +18,18 @@ from ..store import Store
 
 OOD_AVG = "OOD avg"
 REFERENCES = {"zero-shot": 0, "fine-tuned": -1}  # endpoint models a theta(alpha) is compared with, by grid index
+
+
+def memoized(fn):
+    """Cache a RunView method's result per call arguments on the view (one slider move's tables are computed once per
+    alpha, then looked up). The result is shared: callers must copy before changing it."""
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        key = (fn.__name__, args, tuple(sorted(kwargs.items())))
+        return self._memo(key, lambda: fn(self, *args, **kwargs))
+
+    return wrapper
 
 
 class AlphaPoint(NamedTuple):

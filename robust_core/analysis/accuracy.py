@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import evidence, metrics
-from ._base import OOD_AVG, REFERENCES, ood_avg
+from ._base import OOD_AVG, REFERENCES, memoized, ood_avg
 
 
 def _verdict(row, higher: str, lower: str) -> str:
@@ -37,6 +37,7 @@ class AccuracyViews:
 
         return self._memo(("baselines",), build)
 
+    @memoized
     def point_table(self, method: str, i: int) -> pd.DataFrame:
         """Per dataset at grid alpha ``i``: zero-shot, fine-tuned, WiSE-FT theta(alpha), output-space ensemble, deltas."""
         a = self.alpha_at(method, i)
@@ -55,6 +56,7 @@ class AccuracyViews:
         table.index.name = "dataset"
         return table
 
+    @memoized
     def cards(self, method: str, i: int) -> dict:
         """The Tradeoff page's four cards at grid alpha ``i``: ID and OOD avg, each against both endpoints."""
         a = self.alpha_at(method, i)
@@ -109,16 +111,19 @@ class AccuracyViews:
 
         return self._memo(("paired_grid", method, reference), build)
 
+    @memoized
     def paired(self, method: str, i: int, reference: str = "zero-shot", dataset: str | None = None):
         """The ``paired_grid`` rows at grid alpha ``i`` (one row if ``dataset`` is given)."""
         table = self.paired_grid(method, reference).xs(self.alpha_at(method, i), level="alpha")
         return table if dataset is None else table.loc[dataset]
 
+    @memoized
     def interval(self, method: str, i: int, dataset: str, reference: str = "zero-shot") -> evidence.Interval:
         """theta(alpha_i) - reference on ``dataset`` (or ``OOD avg``) as an ``Interval`` in accuracy points."""
         row = self.paired(method, i, reference, dataset)
         return evidence.Interval(float(row.estimate), float(row.low), float(row.high), evidence.LEVEL, int(row.n))
 
+    @memoized
     def evidence_table(self, method: str, i: int) -> pd.DataFrame:
         """Per set at grid alpha ``i``: theta(alpha)'s accuracy and its paired differences from both endpoints (points)."""
         wise = self.curves(method)
@@ -238,6 +243,7 @@ class AccuracyViews:
 
         return self._memo(("label_free", method, estimator), build)
 
+    @memoized
     def picks(self, method: str) -> pd.DataFrame:
         """Alphas a user might pick, side by side, with ID and OOD-avg accuracy at each.
 
@@ -273,6 +279,7 @@ class AccuracyViews:
                 table[f"{name} vs {reference}"] = [_verdict(r, "higher", "lower") for r in rows]
         return table
 
+    @memoized
     def narrate_tradeoff(self, method: str, i: int) -> list[str]:
         """theta(alpha_i) against both endpoints on ID and OOD avg, in words decided by the paired intervals."""
         a = self.alpha_at(method, i)
@@ -285,6 +292,7 @@ class AccuracyViews:
                 out.append(evidence.compare(iv, f"{name} at α = {a:.2f}", f"the {reference} model", p_value=p) + ".")
         return out
 
+    @memoized
     def narrate_path(self, method: str) -> list[str]:
         """What the alpha grid does: fine-tuned vs zero-shot on ID, and where OOD avg peaks against both endpoints."""
         alphas = self.alphas(method)
