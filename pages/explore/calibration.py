@@ -71,7 +71,10 @@ if scaled:
 st.markdown("\n".join(f"- {plain(sentence)}" for sentence in view.narrate_calibration(method, i, dataset, scaled)))
 
 st.plotly_chart(
-    reliability_figure(view.reliability(method, dataset, i, scaled), f"Reliability on {dataset} ({which})"),
+    session_figure(
+        ("reliability", id(view), method, dataset, i, scaled),
+        lambda: reliability_figure(view.reliability(method, dataset, i, scaled), f"Reliability on {dataset} ({which})"),
+    ),
     width="stretch",
     config=PLOTLY_CONFIG,
     key="reliability-chart",

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import evidence, metrics
-from ._base import OOD_AVG, REFERENCES
+from ._base import OOD_AVG, REFERENCES, memoized
 
 _SEED = 0  # bootstrap seed; dataset k of the store draws from the stream [seed, k] (independent sets)
 # Per-example bin columns (float64) resampled at once: every model of an ImageNet-sized grid (21 alphas, 50,000 rows)
@@ -162,6 +162,7 @@ class CalibrationViews:
         return pd.concat(frames, ignore_index=True)[["model", "bin", "low", "high", "count", "confidence", "accuracy"]]
 
     # ---- paired intervals and words
+    @memoized
     def ece_interval(self, method: str, dataset: str, i: int, reference: str = "zero-shot", scaled: bool = False) -> evidence.Interval:
         """ECE(theta(alpha_i)) - ECE(reference) in points on ``dataset`` or ``OOD avg``, paired 95% bootstrap.
 
@@ -181,6 +182,7 @@ class CalibrationViews:
         n = sum(self.dataset_size(ds) for ds in sets)
         return evidence.percentile_interval(estimate, samples, n).scaled(100)
 
+    @memoized
     def calibration_table(self, method: str, i: int, scaled: bool = False) -> pd.DataFrame:
         """Per set and OOD avg: ECE (points) of zero-shot, theta(alpha_i), fine-tuned and both paired differences."""
         i = self.grid_index(method, i)
@@ -199,6 +201,7 @@ class CalibrationViews:
             rows.append(row)
         return pd.DataFrame(rows).set_index("dataset")
 
+    @memoized
     def narrate_calibration(self, method: str, i: int, dataset: str, scaled: bool = False) -> list[str]:
         """Sentences on ``dataset``: theta(alpha_i) and fine-tuned against zero-shot (direction only when the
         95% interval excludes 0), then a count over every set of where fine-tuning changes ECE distinguishably."""

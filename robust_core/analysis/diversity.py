@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import evidence, metrics
+from ._base import memoized
 
 
 class DiversityViews:
@@ -66,6 +67,7 @@ class DiversityViews:
 
         return self._memo(("diversity_evidence", method), build)
 
+    @memoized
     def narrate_diversity(self, method: str) -> str:
         """Is prediction diversity larger under shift than on ID? Counted over shifts, each with its interval."""
         table = self.diversity_evidence(method)
@@ -147,6 +149,7 @@ class DiversityViews:
 
         return self._memo(("confidence_evidence", method, dataset), build)
 
+    @memoized
     def narrate_confidence(self, method: str, dataset: str) -> str:
         """Is the fine-tuned model more confident than zero-shot on ``dataset``, right and wrong? In words."""
         ev = self.confidence_evidence(method, dataset)

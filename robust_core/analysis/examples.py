@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import evidence, metrics
+from ._base import memoized
 
 
 class ExampleViews:
@@ -57,6 +58,7 @@ class ExampleViews:
 
         return self._memo(("per_class_vs_zeroshot", method, dataset, j), build)
 
+    @memoized
     def narrate_per_class(self, method: str, dataset: str, i: int, column: str = "θ(α) − zero-shot") -> str:
         """How many classes change distinguishably (per-class paired interval and McNemar), in words."""
         table = self.per_class(method, dataset, i)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from .. import evidence, labelspace, metrics
 from ..mixing import mix
-from ._base import OOD_AVG
+from ._base import OOD_AVG, memoized
 
 
 def _line_verdict(examples: evidence.Interval, fit: evidence.Interval, n_models: int) -> str:
@@ -213,6 +213,7 @@ class RobustnessViews:
             y = np.stack([yy[j] for yy, j in zip(ys, endpoints["index"])])
         return x, y
 
+    @memoized
     def rho_difference(self, method: str, target: str, transform: str = "logit") -> evidence.Interval | None:
         """rho(fine-tuned) - rho(zero-shot) for ``method``, paired over examples (line fixed), in points."""
         base = self.er_data(method, target, transform)["baseline"]
@@ -224,6 +225,7 @@ class RobustnessViews:
         iv = evidence.effective_robustness_difference(x[-1], x[0], y1, y0, base["slope"], base["intercept"], transform)
         return iv.scaled(100)
 
+    @memoized
     def narrate_er(self, method: str, target: str, transform: str = "logit") -> list[str]:
         """Where zero-shot and fine-tuned sit against the baseline line, and the change in rho, in words."""
         er = self.er_data(method, target, transform)
