@@ -16,7 +16,9 @@ how_to_read(
     "so they are resampled independently)."
 )
 div = view.diversity(method)
-st.plotly_chart(diversity_figure(div), width="stretch", config=PLOTLY_CONFIG, key="div-chart")
+st.plotly_chart(  # alpha-independent: built once per method and session
+    session_figure(("diversity", id(view), method), lambda: diversity_figure(div)), width="stretch", config=PLOTLY_CONFIG, key="div-chart"
+)
 st.markdown(view.narrate_diversity(method))
 st.dataframe(
     div,
