@@ -2,7 +2,8 @@
 
 The dashboard's slow tables are functions of (method, alpha index, set) only: the paired intervals of
 theta(alpha) against both endpoints at every grid alpha, the per-class table with its per-class intervals,
-the overrides, the margin summaries and the single models (soups) against theta(alpha). ``write_summaries(store)`` computes them with the same ``RunView``
+the overrides, the margin summaries and the single models (soups) against theta(alpha); and, once per method,
+the diversity table (KL and CKA read the full logits) and the label-free OOD estimate along the grid. ``write_summaries(store)`` computes them with the same ``RunView``
 code the app runs and stores them as parquet files listed (with their sha256) in the manifest; ``RunView``
 then reads them instead of recomputing, so the first visit of any alpha is a lookup. A store without
 them (built before, or with ``--no-summaries``) works the same, computing on first use.
@@ -27,6 +28,8 @@ def summary_files(store: Store) -> dict[str, str]:
     for m in store.wise_methods:
         for ref in ("zero-shot", "fine-tuned"):
             out[f"summaries/{m}/paired-{ref}.parquet"] = f"theta(alpha) - {ref}, every alpha and set"
+        out[f"summaries/{m}/diversity.parquet"] = "zero-shot vs fine-tuned diversity per set (KL, CKA over full logits)"
+        out[f"summaries/{m}/label_free-aline-d.parquet"] = "label-free OOD estimate along alpha"
         out[f"summaries/{m}/overrides.parquet"] = "overrides, every alpha"
         if store.point_methods:
             out[f"summaries/{m}/single_models.parquet"] = "soups and single models against theta(alpha), every alpha"
@@ -45,6 +48,8 @@ def _tables(store: Store):
         n = len(view.alphas(m))
         for ref in REFERENCES:
             yield f"summaries/{m}/paired-{ref}.parquet", view.paired_grid(m, ref).reset_index()
+        yield f"summaries/{m}/diversity.parquet", view.diversity(m).reset_index()
+        yield f"summaries/{m}/label_free-aline-d.parquet", view.label_free(m).reset_index()
         yield f"summaries/{m}/overrides.parquet", pd.concat([view.overrides(m, i).reset_index().assign(alpha_index=i) for i in range(n)])
         if store.point_methods:
             yield f"summaries/{m}/single_models.parquet", pd.concat([view.single_models(m, i).assign(alpha_index=i) for i in range(n)])

@@ -289,6 +289,8 @@ def test_stored_summaries_equal_what_the_view_computes(five_alpha_view, tmp_path
     assert stored._stored("summaries/ft/paired-zero-shot.parquet") is not None
     for ref in ("zero-shot", "fine-tuned"):
         assert_frame_equal(stored.paired_grid("ft", ref), view.paired_grid("ft", ref))
+    assert_frame_equal(stored.diversity("ft"), view.diversity("ft"))
+    assert_frame_equal(stored.label_free("ft"), view.label_free("ft"))
     for i in range(len(ALPHAS5)):
         assert_frame_equal(stored.overrides("ft", i), view.overrides("ft", i), check_names=False)
         for ds in ("id", "shift"):
@@ -312,6 +314,8 @@ def test_the_demo_stores_summaries_equal_a_fresh_computation():
     assert stored._stored("summaries/ft/paired-zero-shot.parquet") is not None
     shift = stored.shifts[0]
     assert_frame_equal(stored.paired_grid("ft", "fine-tuned"), fresh.paired_grid("ft", "fine-tuned"))
+    assert_frame_equal(stored.diversity("ft"), fresh.diversity("ft"))
+    assert_frame_equal(stored.label_free("ft"), fresh.label_free("ft"))
     for i in (0, 4, -1):
         assert_frame_equal(stored.single_models("ft", i), fresh.single_models("ft", i))
         assert_frame_equal(stored.per_class("ft", shift, i), fresh.per_class("ft", shift, i))

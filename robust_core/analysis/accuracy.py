@@ -217,6 +217,9 @@ class AccuracyViews:
         """Label-free OOD estimates along the alpha grid (agreement-on-the-line) beside the truth."""
 
         def build():
+            stored = self._stored(f"summaries/{method}/label_free-{estimator}.parquet")
+            if stored is not None:
+                return stored.set_index("alpha")
             models = [(m, j) for m in self.store.methods for j in range(len(self.alphas(m)))]
             id_labels = self.labels(self.id)
             id_preds = np.stack([self.predictions(m, self.id, j) for m, j in models])

@@ -16,6 +16,9 @@ class DiversityViews:
         """Zero-shot vs fine-tuned per dataset: PD, kappa complement, KL, CKA complement."""
 
         def build():
+            stored = self._stored(f"summaries/{method}/diversity.parquet")
+            if stored is not None:
+                return stored.set_index("dataset")
             rows = []
             for ds in self.store.datasets:
                 labels = self.labels(ds)
