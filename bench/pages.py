@@ -63,6 +63,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=20, help="slider moves per page")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pages_cpu.json")
+    parser.add_argument("--pages", nargs="*", default=None, help="slugs to time (default: every page); '' is the Overview")
+    parser.add_argument("--no-switch", action="store_true", help="skip the method-switch timing")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -78,7 +80,7 @@ def main() -> int:
             base = f"http://127.0.0.1:{port}"
             page.goto(f"{base}/?run=demo&method=ft&alpha=0.5", timeout=120000)  # warm: opens the store once
             finishes.wait_next(0, 120)
-            for slug in PAGES:
+            for slug in PAGES if args.pages is None else args.pages:
                 seen = finishes.count
                 t0 = time.perf_counter()
                 page.goto(f"{base}/{slug}?run=demo&method=ft&alpha=0.5", timeout=120000)
@@ -101,6 +103,9 @@ def main() -> int:
                 }
                 print(slug or "overview", result["pages"][slug or "overview"], flush=True)
             # method switch on the Tradeoff page: pick the next method in the sidebar's selectbox
+            if args.no_switch:
+                browser.close()
+                return _finish(args, result)
             page.goto(f"{base}/tradeoff?run=demo&method=ft&alpha=0.5", timeout=120000)
             finishes.wait_next(finishes.count, 120)
             switches = []
@@ -118,6 +123,10 @@ def main() -> int:
             browser.close()
     finally:
         stop_server(server)
+    return _finish(args, result)
+
+
+def _finish(args, result: dict) -> int:
     result["load_avg_end"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

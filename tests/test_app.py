@@ -231,3 +231,16 @@ def test_example_grid_escapes_names_and_embeds_thumbnails():
     assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;x&lt;/b&gt;" in html
     assert html.count("class='card'") == 2 and html.count("data:image/png;base64,") == 1
     assert "#3" in html and "θ(0.50)" in html
+
+
+def test_er_panels_toggle_draws_one_panel_per_shift(app, store_root):
+    view = RunView(open_store(store_root / "demo"))
+    app.run()
+    app.switch_page("pages/explore/effective_robustness.py")
+    app.run()
+    charts_before = len(app.get("plotly_chart"))
+    app.toggle(key="er_panels").set_value(True).run()
+    assert not _problems(app) and not app.error
+    assert len(app.get("plotly_chart")) == charts_before + 1
+    panels = app.get("plotly_chart")[-1].proto.spec
+    assert all(f'"text":"{s}"' in panels.replace(" ", "") for s in view.shifts)  # one subplot title per shift

@@ -123,7 +123,12 @@ if base.get("source"):
             },
         )
 
-if len(view.shifts) > 1:
+if len(view.shifts) > 1 and st.toggle(
+    "One panel per shift",
+    value=False,
+    key="er_panels",
+    help="Small multiples as in the WiSE-FT paper (off by default: eight more charts to redraw on every α move)",
+):
     st.subheader("One panel per shift")
     how_to_read(
         "The WiSE-FT paper's layout: each shift on its own axes, with its own line of standard models, the selected "
