@@ -321,3 +321,29 @@ def test_the_demo_stores_summaries_equal_a_fresh_computation():
         assert_frame_equal(stored.per_class("ft", shift, i), fresh.per_class("ft", shift, i))
         assert_frame_equal(stored.overrides("ft", i), fresh.overrides("ft", i), check_names=False)
         assert_frame_equal(stored.margin_summary("ft", shift, i), fresh.margin_summary("ft", shift, i))
+
+
+def test_curves_and_endpoints_on_other_x_axes_are_left_off_the_chart(tmp_path, monkeypatch):
+    """ImageNet-R: a --store-logits topk method has full-ImageNet x, the others class-subset x; one chart never mixes them."""
+    rng = np.random.default_rng(1)
+    writer = StoreWriter(tmp_path / "store", {"t": 1}, logits_dtype="float32")
+    labels = rng.integers(0, 1000, 200)
+    writer.write_labels("imagenet", labels)
+    writer.write_labels("imagenet-r", rng.integers(0, 200, 40))
+    for m in ("ft", "lp"):
+        writer.write_logits(m, "imagenet", rng.normal(size=(3, 200, 1000)).astype(np.float32))
+        writer.write_logits(m, "imagenet-r", rng.normal(size=(3, 40, 200)).astype(np.float32))
+    manifest = {
+        "run": {"id": "imagenet", "id_val": None, "shifts": ["imagenet-r"]},
+        "datasets": {"imagenet": {"classnames": classnames_for("imagenet")}, "imagenet-r": {"classnames": classnames_for("imagenet_r")}},
+        "methods": {"ft": {"alphas": [0.0, 0.5, 1.0]}, "lp": {"alphas": [0.0, 0.5, 1.0]}},
+    }
+    view = RunView(writer.finalize(manifest))
+    monkeypatch.setattr(view.store, "has_full_logits", lambda m: m != "lp")  # lp as if built with --store-logits topk
+    assert view.x_axis("ft", "imagenet-r") == "class-subset" and view.x_axis("lp", "imagenet-r") == "full"
+    assert view.x_axis("lp", "OOD avg") == view.x_axis("ft", "OOD avg") == "full"
+    assert set(view.er_curves("imagenet-r", axis_of="ft")) == {"ft"}
+    assert set(view.er_curves("imagenet-r", axis_of="lp")) == {"lp"}
+    assert set(view.er_curves("OOD avg", axis_of="ft")) == {"ft", "lp"}
+    assert set(view.er_data("ft", "imagenet-r", intervals=False)["endpoints"].method) == {"ft"}
+    assert set(view.er_data("ft", "OOD avg", intervals=False)["endpoints"].method) == {"ft", "lp"}

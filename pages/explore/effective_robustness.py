@@ -37,9 +37,8 @@ if view.is_imagenet:
     overlay = c4.toggle("Overlay published models", value=True, help="open_clip zero-shot, model soups, the WiSE-FT/FLYP tables")
 er = view.er_data(method, target, transform)
 base = er["baseline"]
-subset_axis = view.is_imagenet and has_class_subset_axis(target)
-if subset_axis and not view.store.has_full_logits(method):
-    subset_axis = False
+subset_axis = view.x_axis(method, target) == "class-subset"
+if view.is_imagenet and has_class_subset_axis(target) and not subset_axis:
     st.info(
         f"This store keeps the top-3 classes per α for {label} (built with `--store-logits topk`), so the x axis here is "
         f"full ImageNet, not ImageNet restricted to {target}'s classes, which needs every α's full logits. Re-run `eval` "
@@ -59,7 +58,7 @@ if overlay:
     else:
         overlays = overlay_points("ood-avg" if target == OOD_AVG else target)
 x_label = f"ImageNet (on {target}'s classes)" if subset_axis else view.id
-others = {view.method_label(m): c for m, c in view.er_curves(target).items() if m != method} if all_curves else None
+others = {view.method_label(m): c for m, c in view.er_curves(target, axis_of=method).items() if m != method} if all_curves else None
 fig = session_figure(
     ("er", id(view), method, target, transform, overlay, zoom, all_curves),
     lambda: er_figure(er, transform, i, x_label, target, label, overlays, show_cloud=True, zoom=zoom, others=others),
@@ -136,7 +135,7 @@ if len(view.shifts) > 1 and st.toggle(
         "panel frames its own models. ρ and its intervals for a shift: pick it as the OOD target above."
     )
     panels = {s: view.er_data(method, s, transform, intervals=False) for s in view.shifts}
-    x_labels = {s: (f"ImageNet on {s}'s classes" if view.is_imagenet and has_class_subset_axis(s) else view.id) for s in view.shifts}
+    x_labels = {s: (f"ImageNet on {s}'s classes" if view.x_axis(method, s) == "class-subset" else view.id) for s in view.shifts}
     panel_fig = session_figure(
         ("er-panels", id(view), method, transform), lambda: er_panels_figure(panels, transform, i, method, label, x_labels)
     )

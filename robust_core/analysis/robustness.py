@@ -69,17 +69,28 @@ class RobustnessViews:
         key = ("er", method, target, transform, intervals)
         return self._memo(key, lambda: self._er_build(method, target, transform, intervals))
 
-    def er_curves(self, target: str) -> dict[str, pd.DataFrame]:
-        """Every WiSE-FT method's curve for ``target``: {method: DataFrame(alpha, x, y)} (x = ID, or class-subset x)."""
+    def er_curves(self, target: str, axis_of: str | None = None) -> dict[str, pd.DataFrame]:
+        """Every WiSE-FT method's curve for ``target``: {method: DataFrame(alpha, x, y)} (x = ID, or class-subset x).
+
+        ``axis_of``: keep only the methods whose x axis is that method's (on ImageNet-R/A/ObjectNet a
+        ``--store-logits topk`` method has full-ImageNet x, the others class-subset x: never on one chart).
+        """
 
         def build():
             out = {}
             for m in self.store.wise_methods:
+                if axis_of is not None and self.x_axis(m, target) != self.x_axis(axis_of, target):
+                    continue
                 x, y, _, _ = self._xy(m, target)
                 out[m] = pd.DataFrame({"alpha": self.alphas(m), "x": x, "y": y})
             return out
 
-        return self._memo(("er_curves", target), build)
+        return self._memo(("er_curves", target, axis_of), build)
+
+    def x_axis(self, method: str, target: str) -> str:
+        """``class-subset`` when ``method``'s x for ``target`` is ImageNet on the shift's classes, else ``full``."""
+        subset = self.is_imagenet and target != OOD_AVG and labelspace.has_class_subset_axis(target)
+        return "class-subset" if subset and self.store.has_full_logits(method) else "full"
 
     def _xy(self, method, target, kind="wise"):
         wise = self.curves(method, kind)
@@ -153,6 +164,8 @@ class RobustnessViews:
         ensemble = pd.DataFrame({"alpha": self.alphas(method), "x": ens_x, "y": ens_y})
         rows = []
         for m in self.store.methods:
+            if self.x_axis(m, target) != self.x_axis(method, target):
+                continue  # another x axis (a top-k-only method on a class-subset shift): not on this chart
             mx, my, _, _ = self._xy(m, target)
             rows.append({"model": "zero-shot", "method": m, "index": 0, "x": mx[0], "y": my[0], "group": "zero-shot"})
             group = self.point_group(m)
