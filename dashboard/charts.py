@@ -247,17 +247,7 @@ def er_figure(
     for k, (label, other) in enumerate((others or {}).items()):
         colour = OTHER_CURVE_COLOURS[k % len(OTHER_CURVE_COLOURS)]
         fig.add_trace(_alpha_curve(T, other, f"WiSE-FT {label}", dict(color=colour, width=1.8), marker=dict(size=4)))
-    fig.add_trace(  # the current alpha: a ring under the curve
-        go.Scatter(
-            x=[T(curve.x.iloc[i])],
-            y=[T(curve.y.iloc[i])],
-            mode="markers",
-            name=f"current α={curve.alpha.iloc[i]:.2f}",
-            marker=dict(size=22, color="rgba(255,215,0,0.35)", line=dict(color="#b8860b", width=3), symbol="circle"),
-            hoverinfo="skip",
-            meta="alpha:current",
-        )
-    )
+    fig.add_trace(_ring(transform, curve, i, f"current α={curve.alpha.iloc[i]:.2f}", size=22, width=3))  # drawn under the curve
     fig.add_trace(
         _alpha_curve(
             T,
@@ -484,12 +474,25 @@ def set_tradeoff_alpha(fig: go.Figure, wise: pd.DataFrame, i: int) -> go.Figure:
     return fig
 
 
+def _ring_at(curve: pd.DataFrame, transform: str, i: int) -> dict:
+    """Where the current-alpha ring of a curve sits at grid point ``i``, on the transformed axes."""
+    x, y = metrics.transform([curve.x.iloc[i], curve.y.iloc[i]], transform)
+    return dict(x=[float(x)], y=[float(y)])
+
+
+def _ring(transform: str, curve: pd.DataFrame, i: int, name: str, size: int, width: float, **kwargs) -> go.Scatter:
+    """The current alpha on a curve: a translucent ring (drawn before the curve, so it never hides it)."""
+    marker = dict(size=size, color="rgba(255,215,0,0.35)", line=dict(color="#b8860b", width=width), symbol="circle")
+    return go.Scatter(
+        **_ring_at(curve, transform, i), mode="markers", name=name, marker=marker, hoverinfo="skip", meta="alpha:current", **kwargs
+    )
+
+
 def set_er_alpha(fig: go.Figure, er: dict, transform: str, i: int) -> go.Figure:
     curve = er["curve"]
-    x, y = metrics.transform([curve.x.iloc[i], curve.y.iloc[i]], transform)
     for trace in fig.data:
         if trace.meta == "alpha:current":
-            trace.update(x=[float(x)], y=[float(y)], name=f"current α={curve.alpha.iloc[i]:.2f}")
+            trace.update(**_ring_at(curve, transform, i), name=f"current α={curve.alpha.iloc[i]:.2f}")
     return fig
 
 
@@ -650,17 +653,7 @@ def er_panels_figure(
             for trace in _line_traces(base, T, legend=False):
                 fig.add_trace(trace, row=r, col=c)
         fig.add_trace(
-            go.Scatter(
-                x=[T(curve.x.iloc[i])],
-                y=[T(curve.y.iloc[i])],
-                mode="markers",
-                name="current α",
-                showlegend=first,
-                legendgroup="current",
-                marker=dict(size=16, color="rgba(255,215,0,0.35)", line=dict(color="#b8860b", width=2.5)),
-                hoverinfo="skip",
-                meta="alpha:current",
-            ),
+            _ring(transform, curve, i, "current α", size=16, width=2.5, showlegend=first, legendgroup="current"),
             row=r,
             col=c,
         )
@@ -712,9 +705,7 @@ def set_panels_alpha(fig: go.Figure, panels: dict[str, dict], transform: str, i:
     rings = [t for t in fig.data if t.meta == "alpha:current"]
     with fig.batch_update():
         for ring, er in zip(rings, panels.values()):
-            curve = er["curve"]
-            x, y = metrics.transform([curve.x.iloc[i], curve.y.iloc[i]], transform)
-            ring.update(x=[float(x)], y=[float(y)])
+            ring.update(**_ring_at(er["curve"], transform, i))
     return fig
 
 

@@ -44,6 +44,35 @@ def _full_precision(state: dict) -> dict:
     return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
 
 
+def load_endpoints(store, method: str) -> tuple[dict, dict]:
+    """theta_0 and theta_1 of ``method`` in fp32, from the checkpoints the store references.
+
+    Each file is checked against the sha256 the store recorded; a fine-tuned file stored without the keys it
+    shares with zero-shot (LP's frozen encoder, ``"base": "zeroshot"``) is completed from theta_0. Raises
+    StoreError for a missing or changed file and ModelLoadError for one that is not a state dict.
+    """
+    from .models import load_state_dict
+    from .store import sha256_file
+
+    info = store.method(method)
+    theta = {}
+    for which in ("zeroshot", "finetuned"):
+        path = store.checkpoint(method, which)
+        if path is None or not path.exists():
+            raise StoreError(
+                f"The {which} checkpoint of {method} is not available ({path or 'not referenced by the store'}). "
+                "Stores keep only logits; the weights live where the run wrote them. For the demo run "
+                "`python -m robust_core demo` once to rebuild them under cache/demo/_build."
+            )
+        expected = info.checkpoint_ref(which).get("sha256")
+        if expected and sha256_file(path) != expected:
+            raise StoreError(f"{path} ({which} of {method}) does not match the sha256 recorded in the store; it was changed after the run.")
+        theta[which] = _full_precision(load_state_dict(path))
+    if info.checkpoint_ref("finetuned").get("base") == "zeroshot":
+        theta["finetuned"] = {**theta["zeroshot"], **theta["finetuned"]}  # stored without the keys it shares (LP's encoder)
+    return theta["zeroshot"], theta["finetuned"]
+
+
 def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Path, Path]:
     """Interpolate the stored endpoints at ``alpha`` and write weights + metrics JSON atomically."""
     import math
@@ -51,7 +80,6 @@ def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Pat
     from safetensors.torch import save_file
 
     from .analysis import RunView
-    from .models import load_state_dict
     from .store import sha256_file
     from .wise import interpolate
 
@@ -64,24 +92,7 @@ def export_interpolated(store_path, method: str, alpha: float, out) -> tuple[Pat
     view = RunView(store)
     if method not in store.methods:
         raise StoreError(f"Store {store.path} has no method {method!r}; it has {store.methods}.")
-    paths = {}
-    for which in ("zeroshot", "finetuned"):
-        path = store.checkpoint(method, which)
-        if path is None or not path.exists():
-            raise StoreError(
-                f"The {which} checkpoint of {method} is not available ({path or 'not referenced by the store'}). "
-                "Stores keep only logits; the weights live where the run wrote them. For the demo run "
-                "`python -m robust_core demo` once to rebuild them under cache/demo/_build."
-            )
-        expected = store.method(method).checkpoint_ref(which).get("sha256")
-        if expected and sha256_file(path) != expected:
-            raise StoreError(f"{path} does not match the sha256 recorded in the store; it was changed after the run.")
-        paths[which] = path
-    theta_zeroshot = _full_precision(load_state_dict(paths["zeroshot"]))
-    theta_finetuned = _full_precision(load_state_dict(paths["finetuned"]))
-    if store.method(method).checkpoint_ref("finetuned").get("base") == "zeroshot":
-        # Stored without the keys it shares with zero-shot (e.g. LP's frozen encoder).
-        theta_finetuned = {**theta_zeroshot, **theta_finetuned}
+    theta_zeroshot, theta_finetuned = load_endpoints(store, method)
     theta = interpolate(theta_zeroshot, theta_finetuned, alpha)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

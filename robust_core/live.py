@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import softmax  # noqa: F401  (one softmax for the app; the page calls it as live.softmax)
 from .store import Store, StoreError, open_store
 
 TOP_K = 5  # classes listed per model
@@ -130,20 +131,6 @@ def _build_tower(arch: str, pretrained: str | None):
     return model, preprocess
 
 
-def _load_endpoint(store: Store, method: str, which: str) -> dict:
-    from .export import _full_precision  # fp16 weights shipped in a store run in fp32, as export does
-    from .models import ModelLoadError, load_state_dict, sha256_file
-
-    path = store.checkpoint(method, which)
-    expected = store.method(method).checkpoint_ref(which).get("sha256")
-    if expected and sha256_file(path) != expected:
-        raise LiveError(f"{path.name} ({which} of {method}) does not match the sha256 recorded in the store; it was changed after the run.")
-    try:
-        return _full_precision(load_state_dict(path))
-    except ModelLoadError as exc:
-        raise LiveError(str(exc)) from None
-
-
 # ------------------------------------------------------------------------------------- models
 @contextlib.contextmanager
 def _torch_threads(threads: int | None):
@@ -215,10 +202,13 @@ class LiveModel:
         self.alphas = store.alphas(method)
         self.linear = info.linear
         self.arch, pretrained = _arch(store)
-        theta_zeroshot = _load_endpoint(store, method, "zeroshot")
-        theta_finetuned = _load_endpoint(store, method, "finetuned")
-        if info.checkpoint_ref("finetuned").get("base") == "zeroshot":
-            theta_finetuned = {**theta_zeroshot, **theta_finetuned}  # stored without the keys it shares (LP's encoder)
+        from .export import load_endpoints  # the same files, checks and fp32 as `export` (sha256, LP's shared keys)
+        from .models import ModelLoadError
+
+        try:
+            theta_zeroshot, theta_finetuned = load_endpoints(store, method)
+        except (StoreError, ModelLoadError) as exc:
+            raise LiveError(str(exc)) from None
         model, self._transform = _build_tower(self.arch, pretrained)
         head = theta_zeroshot.get("head.weight")
         if head is None or head.ndim != 2:
@@ -381,14 +371,6 @@ class LiveModel:
 
 
 # --------------------------------------------------------------------------------- probabilities
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, in float64 (rows sum to 1 to 1e-12)."""
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def top_k(probs: np.ndarray, classnames: list[str], k: int = TOP_K) -> list[tuple[int, str, float]]:
     """The ``k`` most probable classes of one probability vector: ``(class index, name, probability)``."""
     probs = np.asarray(probs)

@@ -299,38 +299,20 @@ def aline_estimate(
     return inverse_transform(solution, "probit")
 
 
-__all__ = [
-    "TRANSFORMS",
-    "accuracy",
-    "accuracy_from_counts",
-    "agreement",
-    "aline_estimate",
-    "axis_ticks",
-    "baseline_prediction",
-    "bootstrap_fit_band",
-    "cka_complement",
-    "clopper_pearson",
-    "cohen_kappa_complement",
-    "effective_robustness",
-    "fit_baseline",
-    "inverse_transform",
-    "linear_cka",
-    "margins_from_top",
-    "mean_kl",
-    "override_rates",
-    "per_class_accuracy",
-    "prediction_diversity",
-    "select_alpha",
-    "transform",
-]
-
-
 # ------------------------------------------------------------------------------------- calibration
-# Appended as one block (another change edits the sections above). Calibration follows Guo et al. (2017),
+# Calibration follows Guo et al. (2017),
 # "On calibration of modern neural networks": confidence is the maximum softmax probability, ECE uses
 # equal-width confidence bins (lo, hi] and weighs each bin's |accuracy - mean confidence| by its share
 # of the examples; temperature scaling divides the logits by one scalar T fitted by minimising the NLL
 # on held-out (ID validation) data, which changes confidence but never the predicted class.
+
+
+def softmax(logits) -> np.ndarray:
+    """Softmax over the last axis, in float64 (rows sum to 1 to 1e-12)."""
+    z = np.asarray(logits, np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
 
 ECE_BINS = 15  # equal-width confidence bins of the standard ECE (Guo et al. 2017)
 _BLOCK_BYTES = 16 * 2**20  # float32 logits converted per block: memory stays flat in the set size
@@ -425,13 +407,36 @@ def expected_calibration_error(confidence, correct, n_bins: int = ECE_BINS) -> f
     return float(np.abs(calibration_columns(confidence, correct, n_bins).sum(axis=0)).sum() / len(confidence))
 
 
-__all__ += [  # extended here so the calibration block stays one appended section
+__all__ = [
     "ECE_BINS",
+    "TRANSFORMS",
+    "accuracy",
+    "accuracy_from_counts",
+    "agreement",
+    "aline_estimate",
+    "axis_ticks",
+    "baseline_prediction",
+    "bootstrap_fit_band",
     "calibration_columns",
+    "cka_complement",
+    "clopper_pearson",
+    "cohen_kappa_complement",
     "confidence_bin",
+    "effective_robustness",
     "expected_calibration_error",
+    "fit_baseline",
     "fit_temperature",
+    "inverse_transform",
+    "linear_cka",
+    "margins_from_top",
     "max_softmax",
+    "mean_kl",
     "nll",
+    "override_rates",
+    "per_class_accuracy",
+    "prediction_diversity",
     "reliability_bins",
+    "select_alpha",
+    "softmax",
+    "transform",
 ]

@@ -999,8 +999,16 @@ class Store:
         stored = self._npy(f"logits/{method}/{dataset}.npy")
         return stored[0], stored[-1]
 
-    def logits_at(self, method: str, dataset: str, alpha: float) -> np.ndarray:
-        return self.logits(method, dataset)[self.alpha_index(method, alpha)]
+    def logits_at(self, method: str, dataset: str, i: int) -> np.ndarray | None:
+        """(n, n_classes) logits of grid point ``i`` (memory-mapped): any alpha of a full store, the endpoints of a
+        ``--store-logits topk`` method, ``None`` for the alphas in between, which that store does not keep."""
+        n = len(self.alphas(method))
+        i = range(n)[i]  # IndexError off the grid; -1 is fine-tuned
+        if self.has_full_logits(method):
+            return self.logits(method, dataset)[i]
+        if i in (0, n - 1):
+            return self.endpoint_logits(method, dataset)[0 if i == 0 else 1]
+        return None
 
     def _top(self, method: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
         key = ("top", method, dataset)

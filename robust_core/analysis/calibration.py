@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import evidence, metrics
-from ._base import OOD_AVG, REFERENCES, memoized
+from ._base import OOD_AVG, REFERENCES, memoized, ood_avg
 
 _SEED = 0  # bootstrap seed; dataset k of the store draws from the stream [seed, k] (independent sets)
 # Per-example bin columns (float64) resampled at once: every model of an ImageNet-sized grid (21 alphas, 50,000 rows)
@@ -48,14 +48,6 @@ class CalibrationViews:
         """Whether grid point ``i`` has full logits (always, except the middle of a top-k-only method)."""
         return self.grid_index(method, i) in self.calibration_grid(method)
 
-    def _logits_at(self, method: str, dataset: str, i: int):
-        """(n, C) logits of grid point ``i`` (a memory map; never copied whole)."""
-        i = self.grid_index(method, i)
-        if self.store.has_full_logits(method):
-            return self.store.logits(method, dataset)[i]
-        first, last = self.store.endpoint_logits(method, dataset)
-        return first if i == 0 else last
-
     # ---- temperature scaling
     @property
     def temperature_set(self) -> str | None:
@@ -74,7 +66,7 @@ class CalibrationViews:
         def build():
             labels = self.labels(self.temperature_set)
             grid = self.calibration_grid(method)
-            fitted = [metrics.fit_temperature(self._logits_at(method, self.temperature_set, j), labels) for j in grid]
+            fitted = [metrics.fit_temperature(self.store.logits_at(method, self.temperature_set, j), labels) for j in grid]
             return pd.Series(fitted, index=pd.Index(self.alphas(method)[grid], name="alpha"), name="temperature")
 
         return self._memo(("temperatures", method), build)
@@ -90,7 +82,7 @@ class CalibrationViews:
         def build():
             grid = self.calibration_grid(method)
             temps = self.temperatures(method).to_numpy() if scaled else np.ones(len(grid))
-            return np.stack([metrics.max_softmax(self._logits_at(method, dataset, j), t) for j, t in zip(grid, temps)])
+            return np.stack([metrics.max_softmax(self.store.logits_at(method, dataset, j), t) for j, t in zip(grid, temps)])
 
         return self._memo(("confidence", method, dataset, bool(scaled)), build)
 
@@ -128,7 +120,7 @@ class CalibrationViews:
                 {ds: 100 * self._ece_estimate(method, ds, scaled) for ds in self.store.datasets}, index=pd.Index(alphas, name="alpha")
             )
             if self.shifts:
-                table[OOD_AVG] = table[self.shifts].mean(axis=1)
+                table[OOD_AVG] = ood_avg(table, self.shifts)
             return table
 
         return self._memo(("ece_curve", method, bool(scaled)), build)

@@ -78,17 +78,10 @@ class ExampleViews:
         Needs that alpha's full logits: every alpha in a full store, the two endpoints in a top-k-only store
         (``None`` elsewhere, and the page shows class names only).
         """
-        j = self.grid_index(method, j)
-        if self.store.has_full_logits(method):
-            rows = np.asarray(self.store.logits(method, dataset)[j][idx], np.float64)
-        elif j in (0, len(self.alphas(method)) - 1):
-            rows = np.asarray(self.store.endpoint_logits(method, dataset)[0 if j == 0 else 1][idx], np.float64)
-        else:
+        logits = self.store.logits_at(method, dataset, self.grid_index(method, j))
+        if logits is None:
             return None
-        rows = rows - rows.max(axis=1, keepdims=True)
-        probs = np.exp(rows)
-        probs /= probs.sum(axis=1, keepdims=True)
-        return np.take_along_axis(probs, np.asarray(classes, np.int64), axis=1)
+        return np.take_along_axis(metrics.softmax(logits[idx]), np.asarray(classes, np.int64), axis=1)
 
     def disagreements(
         self, method: str, dataset: str, i: int, who: str = "any", class_name: str | None = None, limit: int = 48
