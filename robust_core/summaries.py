@@ -13,8 +13,6 @@ them (built before, or with ``--no-summaries``) works the same, computing on fir
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from .store import Store, _republish, atomic_write_parquet, sha256_file
@@ -22,21 +20,9 @@ from .store import Store, _republish, atomic_write_parquet, sha256_file
 SUMMARY_VERSION = 1
 
 
-def summary_files(store: Store) -> dict[str, str]:
-    """{relative path: what it holds} for every summary table of ``store`` (whether written yet or not)."""
-    out = {}
-    for m in store.wise_methods:
-        for ref in ("zero-shot", "fine-tuned"):
-            out[f"summaries/{m}/paired-{ref}.parquet"] = f"theta(alpha) - {ref}, every alpha and set"
-        out[f"summaries/{m}/diversity.parquet"] = "zero-shot vs fine-tuned diversity per set (KL, CKA over full logits)"
-        out[f"summaries/{m}/label_free-aline-d.parquet"] = "label-free OOD estimate along alpha"
-        out[f"summaries/{m}/overrides.parquet"] = "overrides, every alpha"
-        if store.point_methods:
-            out[f"summaries/{m}/single_models.parquet"] = "soups and single models against theta(alpha), every alpha"
-        for ds in store.datasets:
-            out[f"summaries/{m}/per_class-{ds}.parquet"] = f"per-class table on {ds}, every alpha"
-            out[f"summaries/{m}/margins-{ds}.parquet"] = f"margin summary on {ds}, every alpha"
-    return out
+def table_path(method: str, table: str) -> str:
+    """Where summary ``table`` of ``method`` lives in a store (``paired-zero-shot``, ``per_class-<set>``, ...)."""
+    return f"summaries/{method}/{table}.parquet"
 
 
 def _tables(store: Store):
@@ -47,16 +33,16 @@ def _tables(store: Store):
     for m in store.wise_methods:
         n = len(view.alphas(m))
         for ref in REFERENCES:
-            yield f"summaries/{m}/paired-{ref}.parquet", view.paired_grid(m, ref).reset_index()
-        yield f"summaries/{m}/diversity.parquet", view.diversity(m).reset_index()
-        yield f"summaries/{m}/label_free-aline-d.parquet", view.label_free(m).reset_index()
-        yield f"summaries/{m}/overrides.parquet", pd.concat([view.overrides(m, i).reset_index().assign(alpha_index=i) for i in range(n)])
+            yield table_path(m, f"paired-{ref}"), view.paired_grid(m, ref).reset_index()
+        yield table_path(m, "diversity"), view.diversity(m).reset_index()
+        yield table_path(m, "label_free-aline-d"), view.label_free(m).reset_index()
+        yield table_path(m, "overrides"), pd.concat([view.overrides(m, i).reset_index().assign(alpha_index=i) for i in range(n)])
         if store.point_methods:
-            yield f"summaries/{m}/single_models.parquet", pd.concat([view.single_models(m, i).assign(alpha_index=i) for i in range(n)])
+            yield table_path(m, "single_models"), pd.concat([view.single_models(m, i).assign(alpha_index=i) for i in range(n)])
         for ds in store.datasets:
-            yield f"summaries/{m}/per_class-{ds}.parquet", pd.concat([view.per_class(m, ds, i).assign(alpha_index=i) for i in range(n)])
+            yield table_path(m, f"per_class-{ds}"), pd.concat([view.per_class(m, ds, i).assign(alpha_index=i) for i in range(n)])
             margins = [view.margin_summary(m, ds, i).reset_index().assign(alpha_index=i) for i in range(n)]
-            yield f"summaries/{m}/margins-{ds}.parquet", pd.concat(margins)
+            yield table_path(m, f"margins-{ds}"), pd.concat(margins)
 
 
 def write_summaries(store: Store, log=None) -> Store:
@@ -78,7 +64,3 @@ def read_summary(store: Store, rel: str) -> pd.DataFrame | None:
     if store.manifest.get("summaries", {}).get("version") != SUMMARY_VERSION or rel not in store.manifest["files"]:
         return None
     return pd.read_parquet(store.path / rel)
-
-
-def describe(store: Store) -> str:
-    return json.dumps(sorted(summary_files(store)), indent=1)

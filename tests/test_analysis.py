@@ -286,7 +286,7 @@ def test_stored_summaries_equal_what_the_view_computes(five_alpha_view, tmp_path
     assert main(["summarize", str(copy)]) == 0
     assert "summary tables" in capsys.readouterr().out
     stored = RunView(open_store(copy))  # opening verifies every summary's sha256
-    assert stored._stored("summaries/ft/paired-zero-shot.parquet") is not None
+    assert stored._stored("ft", "paired-zero-shot") is not None
     for ref in ("zero-shot", "fine-tuned"):
         assert_frame_equal(stored.paired_grid("ft", ref), view.paired_grid("ft", ref))
     assert_frame_equal(stored.diversity("ft"), view.diversity("ft"))
@@ -310,8 +310,8 @@ def test_the_demo_stores_summaries_equal_a_fresh_computation():
     demo = Path(__file__).resolve().parent.parent / "cache" / "demo"
     stored = RunView(open_store(demo))
     fresh = RunView(open_store(demo))
-    fresh._stored = lambda rel, i=None: None  # compute everything, read nothing
-    assert stored._stored("summaries/ft/paired-zero-shot.parquet") is not None
+    fresh._stored = lambda method, name, i=None: None  # compute everything, read nothing
+    assert stored._stored("ft", "paired-zero-shot") is not None
     shift = stored.shifts[0]
     assert_frame_equal(stored.paired_grid("ft", "fine-tuned"), fresh.paired_grid("ft", "fine-tuned"))
     assert_frame_equal(stored.diversity("ft"), fresh.diversity("ft"))

@@ -88,11 +88,12 @@ class RunViewBase:
             self._cache[key] = value
         return value
 
-    def _stored(self, rel: str, i: int | None = None) -> pd.DataFrame | None:
-        """A per-alpha summary kept with the store (``robust_core.summaries``), restricted to grid point ``i``;
-        None when the store has none, and the caller computes it."""
-        from ..summaries import read_summary
+    def _stored(self, method: str, name: str, i: int | None = None) -> pd.DataFrame | None:
+        """Summary table ``name`` of ``method`` kept with the store (``robust_core.summaries``), restricted to grid
+        point ``i``; None when the store has none, and the caller computes it."""
+        from ..summaries import read_summary, table_path
 
+        rel = table_path(method, name)
         table = self._memo(("stored", rel), lambda: read_summary(self.store, rel))
         if table is None or i is None:
             return table

@@ -87,7 +87,7 @@ class AccuracyViews:
         """
 
         def build():
-            stored = self._stored(f"summaries/{method}/paired-{reference}.parquet")
+            stored = self._stored(method, f"paired-{reference}")
             if stored is not None:
                 return stored.set_index(["alpha", "dataset"])
             ref = REFERENCES[reference]
@@ -182,7 +182,7 @@ class AccuracyViews:
             return pd.DataFrame()
 
         def build():
-            stored = self._stored(f"summaries/{method}/single_models.parquet", i)
+            stored = self._stored(method, "single_models", i)
             if stored is not None:
                 return stored
             theta = {ds: self.correct(method, ds)[i] for ds in self.store.datasets}
@@ -217,7 +217,7 @@ class AccuracyViews:
         """Label-free OOD estimates along the alpha grid (agreement-on-the-line) beside the truth."""
 
         def build():
-            stored = self._stored(f"summaries/{method}/label_free-{estimator}.parquet")
+            stored = self._stored(method, f"label_free-{estimator}")
             if stored is not None:
                 return stored.set_index("alpha")
             models = [(m, j) for m in self.store.methods for j in range(len(self.alphas(m)))]

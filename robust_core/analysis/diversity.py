@@ -16,7 +16,7 @@ class DiversityViews:
         """Zero-shot vs fine-tuned per dataset: PD, kappa complement, KL, CKA complement."""
 
         def build():
-            stored = self._stored(f"summaries/{method}/diversity.parquet")
+            stored = self._stored(method, "diversity")
             if stored is not None:
                 return stored.set_index("dataset")
             rows = []
@@ -121,7 +121,7 @@ class DiversityViews:
         i = None if i is None else self.grid_index(method, i)
 
         def build():
-            stored = self._stored(f"summaries/{method}/margins-{dataset}.parquet", i) if i is not None else None
+            stored = self._stored(method, f"margins-{dataset}", i) if i is not None else None
             if stored is not None:
                 return stored.set_index(["model", "correct"])
             frame = self.margins(method, dataset, i, max_rows=None)
@@ -177,7 +177,7 @@ class DiversityViews:
     def overrides(self, method: str, i: int) -> pd.DataFrame:
         """Per dataset: where zero-shot and fine-tuned disagree, whom theta(alpha_i) sides with."""
         i = self.grid_index(method, i)
-        stored = self._stored(f"summaries/{method}/overrides.parquet", i)
+        stored = self._stored(method, "overrides", i)
         if stored is not None:
             return stored.set_index("dataset")
         rows = []

@@ -21,7 +21,7 @@ class ExampleViews:
         i = self.grid_index(method, i)
 
         def build():
-            stored = self._stored(f"summaries/{method}/per_class-{dataset}.parquet", i)
+            stored = self._stored(method, f"per_class-{dataset}", i)
             if stored is not None:
                 return stored
             labels = self.labels(dataset)
