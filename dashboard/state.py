@@ -13,6 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard import alpha_sync
 from robust_core.analysis import AlphaPoint, RunView
 from robust_core.store import StoreError, list_stores, open_store
 
@@ -148,6 +149,8 @@ def sidebar() -> Selection:
     )
     params["run"], params["method"], params["alpha"] = run, method, f"{alpha:g}"
     st.sidebar.caption(plain(view.store.description))
+    with st.sidebar:
+        alpha_sync.mount()  # charts with alpha frames follow the slider in the browser (dashboard/alpha_sync.js)
     return Selection(view, run, method, AlphaPoint(alphas.index(alpha), float(alpha)))
 
 

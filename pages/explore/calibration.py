@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard.alpha_sync import attach_frames, built_with_frames, set_index
 from dashboard.charts import PLOTLY_CONFIG, ece_curve_figure, reliability_figure, set_ece_alpha
 from dashboard.state import ci_text, download_csv, how_to_read, method_page, plain, session_figure
 
@@ -70,11 +71,16 @@ if scaled:
     st.caption(f"Temperatures fitted on {plain(id_val)}: {plain(temps)}.")
 st.markdown("\n".join(f"- {plain(sentence)}" for sentence in view.narrate_calibration(method, i, dataset, scaled)))
 
-st.plotly_chart(
-    session_figure(
-        ("reliability", id(view), method, dataset, i, scaled),
-        lambda: reliability_figure(view.reliability(method, dataset, i, scaled), f"Reliability on {dataset} ({which})"),
+# one figure per grid alpha, built on the first visit of (set, mode), so the browser can move between them alone
+reliability = session_figure(
+    ("reliability", id(view), method, dataset, scaled),
+    lambda: built_with_frames(
+        lambda k: reliability_figure(view.reliability(method, dataset, k, scaled), f"Reliability on {dataset} ({which})"),
+        len(view.alphas(method)),
     ),
+)
+st.plotly_chart(
+    set_index(reliability[i], i),
     width="stretch",
     config=PLOTLY_CONFIG,
     key="reliability-chart",
@@ -82,11 +88,16 @@ st.plotly_chart(
 
 st.subheader("ECE along α")
 curve = view.ece_curve(method, scaled)
+grid = [float(a) for a in view.alphas(method)]
 fig = session_figure(
     ("ece-curve", id(view), method, scaled),
-    lambda: ece_curve_figure(curve, view.id, view.shifts, alpha, f"ECE of θ(α) per set ({which})"),
+    lambda: attach_frames(
+        ece_curve_figure(curve, view.id, view.shifts, alpha, f"ECE of θ(α) per set ({which})"),
+        lambda f, k: set_ece_alpha(f, curve, grid[k]),
+        len(grid),
+    ),
 )
-set_ece_alpha(fig, curve, alpha)
+set_index(set_ece_alpha(fig, curve, alpha), i)
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="ece-curve-chart")
 st.caption(
     "α = 0 is the zero-shot model, α = 1 the fine-tuned one; OOD avg is the mean ECE over the shifts. Dotted: the ID "

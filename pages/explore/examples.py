@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard.alpha_sync import built_with_frames, set_index
 from dashboard.charts import PLOTLY_CONFIG, example_cards_html, per_class_figure
 from dashboard.state import ci_text, download_csv, how_to_read, method_page, session_figure
 
@@ -60,11 +61,18 @@ def examples_and_classes() -> None:
         config=PLOTLY_CONFIG,
         key="pc-ft",
     )
-    c2.plotly_chart(
-        session_figure(
-            ("pc-alpha", id(view), method, dataset, selected, i),
-            lambda: per_class_figure(per_class, "θ(α) − zero-shot", f"θ({alpha:.2f}) vs zero-shot", selected=selected),
+    alphas = view.alphas(method)
+    per_alpha = session_figure(  # one figure per grid alpha, so the browser can move between them alone
+        ("pc-alpha", id(view), method, dataset, selected),
+        lambda: built_with_frames(
+            lambda k: per_class_figure(
+                view.per_class(method, dataset, k), "θ(α) − zero-shot", f"θ({alphas[k]:.2f}) vs zero-shot", selected=selected
+            ),
+            len(alphas),
         ),
+    )
+    c2.plotly_chart(
+        set_index(per_alpha[i], i),
         width="stretch",
         config=PLOTLY_CONFIG,
         key="pc-alpha",

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard.alpha_sync import attach_frames, set_index
 from dashboard.charts import (
     PLOTLY_CONFIG,
     label_free_figure,
@@ -54,9 +55,11 @@ show_shifts = st.toggle("Show every shift", value=True)
 wise, ensemble = view.curves(method, "wise"), view.curves(method, "ensemble")
 fig = session_figure(
     ("tradeoff", id(view), method, show_shifts),
-    lambda: tradeoff_figure(wise, ensemble, view.id, view.shifts, i, show_shifts),
+    lambda: attach_frames(
+        tradeoff_figure(wise, ensemble, view.id, view.shifts, i, show_shifts), lambda f, k: set_tradeoff_alpha(f, wise, k), len(wise)
+    ),
 )
-set_tradeoff_alpha(fig, wise, i)
+set_index(set_tradeoff_alpha(fig, wise, i), i)
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="tradeoff-chart")
 st.caption(" ".join(view.narrate_path(method)))
 
@@ -116,12 +119,17 @@ if len(singles):
         "different learning rates, epochs, seeds and augmentation) and, where present, **FT from a random head** "
         "(Kumar et al.'s baseline for LP-FT). Each is compared with θ(α) on the same images (paired intervals)."
     )
+    curve = view.curves(method)
     singles_fig = session_figure(
-        ("single-models", id(view), method), lambda: single_models_figure(view.curves(method), view.id, singles, i, page.label)
+        ("single-models", id(view), method),
+        lambda: attach_frames(
+            single_models_figure(curve, view.id, singles, i, page.label),
+            lambda f, k: set_single_models_alpha(f, curve, view.id, k),
+            len(curve),
+        ),
     )
-    st.plotly_chart(
-        set_single_models_alpha(singles_fig, view.curves(method), view.id, i), width="stretch", config=PLOTLY_CONFIG, key="single-models"
-    )
+    set_index(set_single_models_alpha(singles_fig, curve, view.id, i), i)
+    st.plotly_chart(singles_fig, width="stretch", config=PLOTLY_CONFIG, key="single-models")
     shown = singles.assign(
         **{
             "Δ ID vs θ(α) [95% CI]": [ci_text(r["Δ ID vs θ(α)"], r["ID low"], r["ID high"]) for _, r in singles.iterrows()],
@@ -197,7 +205,11 @@ download_csv(picks, f"{page.run}-{method}-alpha-picks.csv")
 
 st.subheader("How good is the label-free OOD estimate?")
 lf = view.label_free(method)
-lf_fig = session_figure(("label-free", id(view), method), lambda: label_free_figure(lf, alpha))
-st.plotly_chart(set_vline_alpha(lf_fig, cards["alpha"]), width="stretch", config=PLOTLY_CONFIG, key="labelfree-chart")
+lf_alphas = [float(a) for a in lf.index]
+lf_fig = session_figure(
+    ("label-free", id(view), method),
+    lambda: attach_frames(label_free_figure(lf, alpha), lambda f, k: set_vline_alpha(f, lf_alphas[k]), len(lf_alphas)),
+)
+st.plotly_chart(set_index(set_vline_alpha(lf_fig, lf_alphas[i]), i), width="stretch", config=PLOTLY_CONFIG, key="labelfree-chart")
 st.caption(f"Mean absolute error of the estimate across the α grid: {100 * lf['error'].abs().mean():.2f} points.")
 download_csv(lf, f"{page.run}-{method}-label-free.csv")

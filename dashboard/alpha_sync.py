@@ -1,0 +1,146 @@
+"""Client-side alpha: charts follow the sidebar's alpha slider in the browser, before the rerun arrives.
+
+Streamlit sends a slider's value to the server only after a debounce, then reruns the page; a chart's α
+marker used to move only when that rerun had been drawn (a few hundred ms after the key press). Here a figure
+carries its own α frames: for every grid point, the values of the traces and layout keys that change along α
+(``attach_frames``). A small script in the page (``alpha_sync.js``, mounted once in the sidebar by ``mount``)
+watches the slider and applies the frame of the slider's grid index to every such chart as the thumb moves.
+The page's numbers, cards and tables still come from the rerun; the rerun also redraws every chart at the
+server's α, so the browser never keeps a state the server did not compute.
+
+Frames are computed from the page's own α setters (the functions that move a figure's α parts on the server),
+so the browser shows exactly what a rerun at that α would draw.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+META_KEY = "robust_alpha"
+_JS = Path(__file__).with_name("alpha_sync.js").read_text()
+
+
+def _flat(value, prefix: str, out: dict) -> dict:
+    """Nested dicts as Plotly attribute paths (``marker.color``); lists, scalars and typed arrays are leaves
+    (plotly.py writes numpy arrays as ``{"dtype", "bdata", "shape"}``, which plotly.js decodes as one value)."""
+    if isinstance(value, dict) and value and "bdata" not in value:
+        for key, sub in value.items():
+            _flat(sub, f"{prefix}.{key}" if prefix else key, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def _snapshot(fig: go.Figure) -> tuple[list[dict], dict]:
+    spec = json.loads(pio.to_json(fig, validate=False))
+    layout = spec.get("layout", {})
+    layout.pop("meta", None)
+    layout.pop("template", None)  # never changes along alpha, and is most of the bytes
+    data = [_flat(trace, "", {}) for trace in spec.get("data", [])]
+    return data, {key: value for key, value in layout.items()}
+
+
+def _frames(snaps: list[tuple[list[dict], dict]]) -> dict:
+    """Only what differs between grid points: the changed attributes of the changed traces, and the changed
+    top-level layout keys (``shapes``, ``annotations``, ...), each at every grid point."""
+    data0, layout0 = snaps[0]
+    if any(len(data) != len(data0) for data, _ in snaps):
+        raise ValueError("the figure has other traces at other α; frames need the same traces at every α")
+    changed: dict[int, list[str]] = {}
+    for j, trace0 in enumerate(data0):
+        keys = set(trace0)
+        for data, _ in snaps[1:]:
+            keys |= set(data[j])
+        attrs = sorted(a for a in keys if any(data[j].get(a) != trace0.get(a) for data, _ in snaps[1:]))
+        if attrs:
+            changed[j] = attrs
+    layout_keys = set(layout0)
+    for _, layout in snaps[1:]:
+        layout_keys |= set(layout)
+    layout_changed = sorted(key for key in layout_keys if any(layout.get(key) != layout0.get(key) for _, layout in snaps[1:]))
+    traces = sorted(changed)
+    frames = [
+        {
+            "data": [{a: data[j].get(a) for a in changed[j]} for j in traces],
+            "layout": {key: layout.get(key) for key in layout_changed},
+        }
+        for data, layout in snaps
+    ]
+    return {"traces": traces, "frames": frames}
+
+
+def compute_frames(fig: go.Figure, move: Callable[[go.Figure, int], object], n: int) -> dict:
+    """The per-alpha frames of ``fig``: ``move(fig, k)`` puts the figure at grid index ``k`` (0 <= k < n).
+
+    ``fig`` is left at index ``n - 1``; the page moves it to its own index afterwards.
+    """
+    if n < 1:
+        raise ValueError(f"an alpha grid has at least one point, got n={n}")
+    snaps = []
+    for k in range(n):
+        move(fig, k)
+        snaps.append(_snapshot(fig))
+    return _frames(snaps)
+
+
+def attach_frames(fig: go.Figure, move: Callable[[go.Figure, int], object], n: int) -> go.Figure:
+    """Compute ``fig``'s α frames (``compute_frames``) and keep them on the figure for the browser."""
+    try:
+        frames = compute_frames(fig, move, n)
+    except ValueError:  # the setter adds or removes traces: the figure moves with the rerun only
+        frames = None
+    fig._robust_alpha_frames = frames  # noqa: SLF001 - reused by set_index without re-reading the validated meta
+    return fig if frames is None else set_index(fig, n - 1)
+
+
+def built_with_frames(build: Callable[[int], go.Figure], n: int) -> list[go.Figure]:
+    """For a figure rebuilt at each α (reliability bins, per-class bars): the figure at every grid index, each
+    carrying the frames of all of them (show ``figs[i]`` after ``set_index(figs[i], i)``). The builds must
+    have the same traces."""
+    if n < 1:
+        raise ValueError(f"an alpha grid has at least one point, got n={n}")
+    figs = [build(k) for k in range(n)]
+    try:
+        frames = _frames([_snapshot(f) for f in figs])
+    except ValueError:  # e.g. theta(alpha) has no reliability bins at some alpha (a top-k store): server-only moves
+        frames = None
+    for fig in figs:
+        fig._robust_alpha_frames = frames  # noqa: SLF001
+    return figs
+
+
+def set_index(fig: go.Figure, i: int) -> go.Figure:
+    """Tell the browser which grid index the server drew ``fig`` at (call after the page's own α setter)."""
+    if not hasattr(fig, "_robust_alpha_frames"):
+        raise ValueError("this figure has no α frames: build it with attach_frames or built_with_frames first")
+    frames = fig._robust_alpha_frames  # noqa: SLF001
+    if frames is None:  # the figure's traces differ along alpha: it moves with the rerun only
+        return fig
+    if not 0 <= i < len(frames["frames"]):
+        raise IndexError(f"grid index {i} is outside this figure's {len(frames['frames'])} α frames")
+    fig.layout.meta = {META_KEY: {**frames, "index": int(i)}}
+    return fig
+
+
+def frames_of(fig: go.Figure) -> dict | None:
+    """The frames a figure carries (what the browser reads), or None."""
+    meta = fig.layout.meta
+    return meta.get(META_KEY) if isinstance(meta, dict) else None
+
+
+def mount() -> None:
+    """Mount the page script that moves charts with the slider (once per page run; it renders nothing)."""
+    import streamlit as st
+
+    global _component
+    if _component is None:
+        _component = st.components.v2.component("robust_alpha_sync", js=_JS)
+    _component(key="robust-alpha-sync", height=0)
+
+
+_component = None
