@@ -239,3 +239,67 @@ def test_clicking_a_point_of_the_er_curve_sets_alpha(server, browser):
     _settle(page, True)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
+
+
+# What a chart with alpha frames shows in the attributes its frames move (full data after plotly's defaults,
+# typed arrays as lists), so a chart moved by the page script can be compared with the same chart drawn by a rerun.
+_FRAMED_SNAPSHOT = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g.layout.meta && g.layout.meta.robust_alpha).map(gd => {
+  const s = gd.layout.meta.robust_alpha, f0 = s.frames[0];
+  const rep = (k, v) => (ArrayBuffer.isView(v) ? Array.from(v) : v);
+  const get = (t, a) => a.split('.').reduce((v, p) => (v == null ? v : v[p]), t);
+  const data = s.traces.map((j, p) => Object.keys((f0.data || [])[p] || {}).map(a => get(gd._fullData[j], a)));
+  const layout = Object.keys(f0.layout || {}).filter(k => k !== 'title').map(k => gd.layout[k]);
+  return JSON.stringify([data, layout], rep);
+})"""
+
+
+@pytest.mark.parametrize("slug", ["tradeoff", "effective_robustness", "calibration", "examples"])
+def test_charts_follow_the_slider_before_the_rerun(server, browser, slug):
+    """A key press on the alpha slider moves every chart with alpha frames at once, in the browser (the page's
+    numbers still show the old alpha then); the rerun that follows draws the same charts; quick presses end on
+    the slider's alpha."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{server}/{slug}?run=demo&method=ft&alpha=0.5", timeout=60000)
+    _settle(page, True)
+    framed = page.evaluate(_FRAMED_SNAPSHOT)
+    assert framed, f"no chart on {slug} carries alpha frames"
+    page.evaluate(
+        """(snap) => {
+          window.__moved = null;
+          const gds = [...document.querySelectorAll('.js-plotly-plot')].filter(g => g.layout.meta && g.layout.meta.robust_alpha);
+          let left = gds.length;
+          const metric = () => { const m = document.querySelector('[data-testid="stMetricValue"]'); return m ? m.innerText : null; };
+          gds.forEach(gd => new MutationObserver((ms, o) => {
+            if (gd.getAttribute('data-robust-alpha') !== '6') return;
+            o.disconnect();
+            if (--left === 0) window.__moved = {charts: eval(snap)(), metric: metric(), search: window.location.search};
+          }).observe(gd, {attributes: true, attributeFilter: ['data-robust-alpha']}));
+        }""",
+        _FRAMED_SNAPSHOT,
+    )
+    metrics = page.locator('[data-testid="stMetricValue"]')
+    metric_before = metrics.first.inner_text() if metrics.count() else None
+    page.locator('[data-testid="stSidebar"] .st-key-alpha input[type="range"]').first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => window.__moved !== null", timeout=10000)
+    moved = page.evaluate("() => window.__moved")
+    # moved before the server knew: the URL (written by the rerun) and the numbers still say 0.5
+    assert "alpha=0.5" in moved["search"], moved["search"]
+    if metric_before is not None:
+        assert moved["metric"] == metric_before
+    page.wait_for_function("() => window.location.search.includes('alpha=0.6')", timeout=30000)
+    _settle(page, True)
+    assert page.evaluate(_FRAMED_SNAPSHOT) == moved["charts"], "the rerun drew other charts than the browser's frames"
+    assert moved["charts"] != framed
+    # three quick presses: the charts end on the slider's alpha, as drawn by the rerun
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => window.location.search.includes('alpha=0.9')", timeout=30000)
+    _settle(page, True)
+    shown = page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g.layout.meta && g.layout.meta.robust_alpha)"
+        ".map(g => [g.getAttribute('data-robust-alpha'), g.layout.meta.robust_alpha.index])"
+    )
+    assert all(attr in (None, "9") and index == 9 for attr, index in shown), shown
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()

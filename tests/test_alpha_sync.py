@@ -1,0 +1,161 @@
+"""Client-side alpha frames (dashboard/alpha_sync.py): applying frame k, as the page script does, gives the
+figure the server draws at k, for every chart that carries frames; figures whose traces change fall back."""
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+
+from dashboard import alpha_sync
+from dashboard.charts import (
+    er_figure,
+    per_class_figure,
+    reliability_figure,
+    set_er_alpha,
+    set_tradeoff_alpha,
+    set_vline_alpha,
+    tradeoff_figure,
+)
+from robust_core.analysis import OOD_AVG, RunView
+from robust_core.store import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def view():
+    return RunView(open_store(ROOT / "cache" / "demo"))
+
+
+def _spec(fig: go.Figure) -> dict:
+    spec = json.loads(pio.to_json(fig, validate=False))
+    spec["layout"].pop("meta", None)
+    spec["layout"].pop("template", None)
+    return spec
+
+
+def _set_path(obj: dict, path: str, value) -> None:
+    *head, last = path.split(".")
+    for key in head:
+        obj = obj.setdefault(key, {})
+    if value is None:
+        obj.pop(last, None)
+    else:
+        obj[last] = value
+
+
+def _apply(spec: dict, frames: dict, k: int) -> dict:
+    """What Plotly.update(gd, frame's traces, frame's layout, traces) does to the figure's spec."""
+    out = copy.deepcopy(spec)
+    frame = frames["frames"][k]
+    for p, j in enumerate(frames["traces"]):
+        for attr, value in frame["data"][p].items():
+            _set_path(out["data"][j], attr, value)
+    for key, value in frame["layout"].items():
+        if value is None:
+            out["layout"].pop(key, None)
+        else:
+            out["layout"][key] = value
+    return out
+
+
+def _check_every_move(fig: go.Figure, move, n: int) -> dict:
+    frames = alpha_sync.compute_frames(fig, move, n)
+    assert len(frames["frames"]) == n
+    for start in (0, n // 2, n - 1):
+        move(fig, start)
+        at_start = _spec(fig)
+        for k in range(n):
+            move(fig, k)
+            assert _apply(at_start, frames, k) == _spec(fig), (start, k)
+    return frames
+
+
+def test_tradeoff_frames_reproduce_the_server_figure_at_every_alpha(view):
+    wise, ensemble = view.curves("ft", "wise"), view.curves("ft", "ensemble")
+    fig = tradeoff_figure(wise, ensemble, view.id, view.shifts, 0, True)
+    frames = _check_every_move(fig, lambda f, k: set_tradeoff_alpha(f, wise, k), len(wise))
+    # only the alpha markers and the alpha line move: the curves are not resent per alpha
+    assert 0 < len(frames["traces"]) < len(fig.data)
+    assert set(frames["frames"][0]["layout"]) == {"shapes", "annotations"}
+
+
+def test_er_frames_move_only_the_ring(view):
+    er = view.er_data("ft", OOD_AVG, "logit")
+    fig = er_figure(er, "logit", 0, view.id, OOD_AVG, "FT", None, show_cloud=True, zoom=True)
+    frames = _check_every_move(fig, lambda f, k: set_er_alpha(f, er, "logit", k), len(er["curve"]))
+    assert [fig.data[j].meta for j in frames["traces"]] == ["alpha:current"]
+
+
+def test_label_free_vline_frames(view):
+    from dashboard.charts import label_free_figure
+
+    lf = view.label_free("ft")
+    alphas = [float(a) for a in lf.index]
+    fig = label_free_figure(lf, 0.5)
+    frames = _check_every_move(fig, lambda f, k: set_vline_alpha(f, alphas[k]), len(alphas))
+    assert frames["traces"] == [] and [s["x0"] for s in (fr["layout"]["shapes"][0] for fr in frames["frames"])] == alphas
+
+
+@pytest.mark.parametrize("kind", ["reliability", "per-class"])
+def test_rebuilt_figures_frames_reproduce_each_build(view, kind):
+    dataset, n = view.shifts[0], len(view.alphas("ft"))
+    if kind == "reliability":
+
+        def build(k):
+            return reliability_figure(view.reliability("ft", dataset, k), "Reliability")
+    else:
+
+        def build(k):
+            return per_class_figure(view.per_class("ft", dataset, k), "θ(α) − zero-shot", f"θ({view.alphas('ft')[k]:.2f})")
+
+    figs = alpha_sync.built_with_frames(build, n)
+    frames = alpha_sync.frames_of(alpha_sync.set_index(figs[3], 3))
+    assert frames["index"] == 3
+    for start in (0, 3, n - 1):
+        for k in range(n):
+            assert _apply(_spec(figs[start]), frames, k) == _spec(figs[k]), (start, k)
+    # numpy arrays travel as plotly's typed arrays, whole (one value per attribute, not per byte field)
+    attrs = {a for trace in frames["frames"][0]["data"] for a in trace}
+    assert not any(a.endswith((".bdata", ".dtype", ".shape")) for a in attrs), attrs
+
+
+def test_figures_whose_traces_change_move_with_the_rerun_only():
+    def build(k):
+        return go.Figure([go.Scatter(x=[0], y=[k])] * (1 + k % 2))
+
+    figs = alpha_sync.built_with_frames(build, 3)
+    assert alpha_sync.frames_of(alpha_sync.set_index(figs[1], 1)) is None  # no frames: nothing for the browser to apply
+
+    def grow(fig, k):
+        fig.add_scatter(x=[k], y=[k])
+
+    fig = alpha_sync.attach_frames(go.Figure(), grow, 3)
+    assert alpha_sync.frames_of(alpha_sync.set_index(fig, 0)) is None
+
+
+def test_set_index_checks_its_inputs():
+    fig = alpha_sync.attach_frames(go.Figure(go.Scatter(x=[0], y=[0])), lambda f, k: f.data[0].update(y=[k]), 4)
+    assert alpha_sync.frames_of(fig)["index"] == 3
+    assert alpha_sync.frames_of(alpha_sync.set_index(fig, 1))["index"] == 1
+    with pytest.raises(IndexError, match="outside"):
+        alpha_sync.set_index(fig, 4)
+    with pytest.raises(ValueError, match="no α frames"):
+        alpha_sync.set_index(go.Figure(), 0)
+    with pytest.raises(ValueError, match="at least one point"):
+        alpha_sync.compute_frames(go.Figure(), lambda f, k: None, 0)
+
+
+def test_frames_survive_plotly_serialisation_with_numpy_values():
+    def move(fig, k):
+        fig.data[0].update(y=np.arange(3, dtype=float) * k, marker=dict(color=["red", "blue", "green"][k]))
+
+    fig = alpha_sync.attach_frames(go.Figure(go.Scatter(x=np.arange(3), y=np.zeros(3))), move, 3)
+    sent = json.loads(pio.to_json(fig, validate=False))["layout"]["meta"][alpha_sync.META_KEY]
+    assert sent["traces"] == [0]
+    assert [f["data"][0]["marker.color"] for f in sent["frames"]] == ["red", "blue", "green"]
+    assert "y" in sent["frames"][0]["data"][0]
