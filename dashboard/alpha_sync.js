@@ -1,10 +1,11 @@
 // Client-side alpha: every chart that carries per-alpha frames follows the sidebar's alpha slider in the
 // browser, on the key press or drag itself, instead of after Streamlit's slider debounce and a rerun.
 //
-// A figure built by dashboard/alpha_sync.py carries, in layout.meta.robust_alpha:
-//   index  - the grid index the server drew it at
-//   traces - the indices of the traces that change along alpha
-//   frames - for every grid index k: {data: [{attr: value} per changed trace], layout: {key: value}}
+// A figure built by dashboard/alpha_sync.py carries, in layout.meta:
+//   robust_alpha_index - the grid index the server drew it at
+//   robust_alpha       - a JSON string (parsed once per chart) of
+//     traces - the indices of the traces that change along alpha
+//     frames - for every grid index k: {data: [{attr: value} per changed trace], layout: {key: value}}
 // Values are absolute (not deltas), so applying frame k from any state shows the figure at k.
 // The page's numbers and tables still come from the rerun that follows; only the charts move early.
 // Plotly is Streamlit's own instance (its Plotly chunk sets window.Plotly), so the charts stay
@@ -12,9 +13,34 @@
 
 const SLIDER = '[data-testid="stSidebar"] .st-key-alpha input[type="range"]';
 
+// While the charts show an alpha the server has not drawn yet, the page's numbers (cards, sentences, tables)
+// still belong to the previous alpha: they are faded until the rerun arrives, as Streamlit fades stale elements.
+const PENDING_CSS = `
+body[data-robust-alpha-pending] [data-testid="stMain"] [data-testid="stMetric"],
+body[data-robust-alpha-pending] [data-testid="stMain"] [data-testid="stMarkdown"],
+body[data-robust-alpha-pending] [data-testid="stMain"] [data-testid="stDataFrame"],
+body[data-robust-alpha-pending] [data-testid="stMain"] [data-testid="stCaptionContainer"] {
+  opacity: 0.45; transition: opacity 0.1s;
+}`;
+
 function install() {
   let slider = null;
   let sliderObserver = null;
+  let pendingTimer = null;
+  const style = document.createElement("style");
+  style.textContent = PENDING_CSS;
+  document.head.appendChild(style);
+
+  function pending(on) {
+    if (pendingTimer) window.clearTimeout(pendingTimer);
+    pendingTimer = null;
+    if (on) {
+      document.body.setAttribute("data-robust-alpha-pending", "");
+      pendingTimer = window.setTimeout(() => pending(false), 10000); // never leave a page faded for good
+    } else {
+      document.body.removeAttribute("data-robust-alpha-pending");
+    }
+  }
 
   function current() {
     if (!slider || !slider.isConnected) return null;
@@ -24,7 +50,18 @@ function install() {
 
   function spec(gd) {
     const meta = gd.layout && gd.layout.meta;
-    return meta && meta.robust_alpha ? meta.robust_alpha : null;
+    if (!meta || typeof meta.robust_alpha !== "string") return null;
+    if (gd.__robustRaw !== meta.robust_alpha) {
+      try {
+        gd.__robustParsed = JSON.parse(meta.robust_alpha);
+      } catch (err) {
+        console.warn("alpha sync: unreadable frames", err);
+        gd.__robustParsed = null;
+      }
+      gd.__robustRaw = meta.robust_alpha;
+    }
+    if (gd.__robustParsed) gd.__robustParsed.index = meta.robust_alpha_index;
+    return gd.__robustParsed;
   }
 
   // What the chart shows now: the server's index, unless this script has moved it since that render.
@@ -65,6 +102,7 @@ function install() {
     }
     gd.__robustLayout = gd.layout; // relayout keeps the object; set again in case a version replaces it
     gd.setAttribute("data-robust-alpha", String(k));
+    pending(true);
   }
 
   function syncChart(gd, k) {
@@ -76,6 +114,7 @@ function install() {
       gd.on("plotly_afterplot", () => window.requestAnimationFrame(() => syncChart(gd, current())));
     }
     if (k === null || k === undefined) return;
+    if (gd.__robustLayout !== gd.layout && s.index === k) pending(false); // the rerun drew the slider's alpha
     if (shown(gd, s) !== k) apply(gd, s, k);
     else gd.setAttribute("data-robust-alpha", String(k));
   }
@@ -97,18 +136,18 @@ function install() {
   }
 
   // The slider and the charts are re-created on page changes and reruns: look for them when the DOM changes.
-  let pending = false;
+  let scheduled = false;
   new MutationObserver(() => {
-    if (pending) return;
-    pending = true;
+    if (scheduled) return;
+    scheduled = true;
     window.requestAnimationFrame(() => {
-      pending = false;
+      scheduled = false;
       attach();
       syncAll();
     });
   }).observe(document.body, { childList: true, subtree: true });
   attach();
-  return { sync: () => { attach(); syncAll(); } };
+  return { sync: () => { attach(); syncAll(); }, spec };
 }
 
 export default function () {

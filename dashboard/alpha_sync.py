@@ -15,20 +15,20 @@ so the browser shows exactly what a rerun at that α would draw.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 
 META_KEY = "robust_alpha"
 _JS = Path(__file__).with_name("alpha_sync.js").read_text()
 
 
 def _flat(value, prefix: str, out: dict) -> dict:
-    """Nested dicts as Plotly attribute paths (``marker.color``); lists, scalars and typed arrays are leaves
-    (plotly.py writes numpy arrays as ``{"dtype", "bdata", "shape"}``, which plotly.js decodes as one value)."""
-    if isinstance(value, dict) and value and "bdata" not in value:
+    """Nested dicts as Plotly attribute paths (``marker.color``); lists and scalars are leaves."""
+    if isinstance(value, dict) and value:
         for key, sub in value.items():
             _flat(sub, f"{prefix}.{key}" if prefix else key, out)
     else:
@@ -36,13 +36,30 @@ def _flat(value, prefix: str, out: dict) -> dict:
     return out
 
 
+def _plain(value):
+    """JSON-ready Python values: numpy arrays as lists, numpy scalars as numbers, NaN and inf as None (what
+    plotly's encoder writes), so that equal figures compare equal."""
+    if isinstance(value, dict):
+        return {key: _plain(sub) for key, sub in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(sub) for sub in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _snapshot(fig: go.Figure) -> tuple[list[dict], dict]:
-    spec = json.loads(pio.to_json(fig, validate=False))
-    layout = spec.get("layout", {})
-    layout.pop("meta", None)
-    layout.pop("template", None)  # never changes along alpha, and is most of the bytes
-    data = [_flat(trace, "", {}) for trace in spec.get("data", [])]
-    return data, {key: value for key, value in layout.items()}
+    """The figure's own properties (what it was given, without plotly's defaults), as plain values.
+
+    Read from the figure's property dicts rather than through ``to_json``: that copies the whole figure and
+    base64-encodes every array (70% of the frames' cost on a method's first visit)."""
+    layout = {key: _plain(value) for key, value in fig._layout.items() if key not in ("meta", "template")}  # noqa: SLF001
+    data = [_flat(_plain(trace), "", {}) for trace in fig._data]  # noqa: SLF001
+    return data, layout
 
 
 def _frames(snaps: list[tuple[list[dict], dict]]) -> dict:
@@ -88,13 +105,19 @@ def compute_frames(fig: go.Figure, move: Callable[[go.Figure, int], object], n: 
     return _frames(snaps)
 
 
+def _pack(frames: dict | None) -> dict | None:
+    """Frames as the figure carries them: one JSON string (a string is not deep-copied or walked by plotly's
+    serialiser on every rerun, as nested lists would be), parsed once per chart by the page script."""
+    return None if frames is None else {**frames, "json": json.dumps(frames, separators=(",", ":"), allow_nan=False)}
+
+
 def attach_frames(fig: go.Figure, move: Callable[[go.Figure, int], object], n: int) -> go.Figure:
     """Compute ``fig``'s α frames (``compute_frames``) and keep them on the figure for the browser."""
     try:
         frames = compute_frames(fig, move, n)
     except ValueError:  # the setter adds or removes traces: the figure moves with the rerun only
         frames = None
-    fig._robust_alpha_frames = frames  # noqa: SLF001 - reused by set_index without re-reading the validated meta
+    fig._robust_alpha_frames = _pack(frames)  # noqa: SLF001 - reused by set_index without re-reading the validated meta
     return fig if frames is None else set_index(fig, n - 1)
 
 
@@ -106,7 +129,7 @@ def built_with_frames(build: Callable[[int], go.Figure], n: int) -> list[go.Figu
         raise ValueError(f"an alpha grid has at least one point, got n={n}")
     figs = [build(k) for k in range(n)]
     try:
-        frames = _frames([_snapshot(f) for f in figs])
+        frames = _pack(_frames([_snapshot(f) for f in figs]))
     except ValueError:  # e.g. theta(alpha) has no reliability bins at some alpha (a top-k store): server-only moves
         frames = None
     for fig in figs:
@@ -123,14 +146,16 @@ def set_index(fig: go.Figure, i: int) -> go.Figure:
         return fig
     if not 0 <= i < len(frames["frames"]):
         raise IndexError(f"grid index {i} is outside this figure's {len(frames['frames'])} α frames")
-    fig.layout.meta = {META_KEY: {**frames, "index": int(i)}}
+    fig.layout.meta = {META_KEY: frames["json"], f"{META_KEY}_index": int(i)}
     return fig
 
 
 def frames_of(fig: go.Figure) -> dict | None:
-    """The frames a figure carries (what the browser reads), or None."""
+    """The frames a figure carries, as the browser reads them (``traces``, ``frames``, ``index``), or None."""
     meta = fig.layout.meta
-    return meta.get(META_KEY) if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or META_KEY not in meta:
+        return None
+    return {**json.loads(meta[META_KEY]), "index": meta[f"{META_KEY}_index"]}
 
 
 def mount() -> None:

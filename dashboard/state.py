@@ -213,6 +213,13 @@ def ci_text(estimate: float, low: float, high: float, digits: int = 1) -> str:
     return f"{estimate:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
+def ci_texts(frame, estimate: str, low: str, high: str, digits: int = 1, scale: float = 1.0) -> list[str]:
+    """``ci_text`` for every row of ``frame`` (columns named), times ``scale``; without pandas' per-row Series
+    (``iterrows`` over a 1,000-class table cost 60 ms per slider move)."""
+    columns = (frame[c].to_numpy(dtype=float) * scale for c in (estimate, low, high))
+    return [ci_text(e, lo, hi, digits) for e, lo, hi in zip(*columns)]
+
+
 def delta_caption(interval, reference: str) -> str:
     """Caption under a metric card: the paired interval, and words when it includes 0."""
     ci = f"95% CI {interval.low:+.1f} to {interval.high:+.1f} pts"

@@ -1,6 +1,7 @@
 """Client-side alpha frames (dashboard/alpha_sync.py): applying frame k, as the page script does, gives the
 figure the server draws at k, for every chart that carries frames; figures whose traces change fall back."""
 
+import base64
 import copy
 import json
 from pathlib import Path
@@ -31,8 +32,25 @@ def view():
     return RunView(open_store(ROOT / "cache" / "demo"))
 
 
+def _decode(value):
+    """plotly.py's JSON as plotly.js reads it: typed arrays ({"dtype", "bdata"}) as lists."""
+    if isinstance(value, dict):
+        if "bdata" in value and "dtype" in value:
+            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+            if "shape" in value:
+                array = array.reshape([int(d) for d in str(value["shape"]).split(",")])
+            return _decode(array.tolist())
+        return {key: _decode(sub) for key, sub in value.items()}
+    if isinstance(value, list):
+        return [_decode(sub) for sub in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
 def _spec(fig: go.Figure) -> dict:
-    spec = json.loads(pio.to_json(fig, validate=False))
+    """What the browser gets for the figure (plotly's own serialisation, as st.plotly_chart sends it)."""
+    spec = _decode(json.loads(pio.to_json(fig, validate=False)))
     spec["layout"].pop("meta", None)
     spec["layout"].pop("template", None)
     return spec
@@ -119,9 +137,10 @@ def test_rebuilt_figures_frames_reproduce_each_build(view, kind):
     for start in (0, 3, n - 1):
         for k in range(n):
             assert _apply(_spec(figs[start]), frames, k) == _spec(figs[k]), (start, k)
-    # numpy arrays travel as plotly's typed arrays, whole (one value per attribute, not per byte field)
+    # numpy arrays travel as plain lists, one value per attribute (never as typed-array fields)
     attrs = {a for trace in frames["frames"][0]["data"] for a in trace}
     assert not any(a.endswith((".bdata", ".dtype", ".shape")) for a in attrs), attrs
+    assert all(isinstance(v, list) for trace in frames["frames"][0]["data"] for a, v in trace.items() if a in ("x", "y", "customdata"))
 
 
 def test_figures_whose_traces_change_move_with_the_rerun_only():
@@ -155,7 +174,9 @@ def test_frames_survive_plotly_serialisation_with_numpy_values():
         fig.data[0].update(y=np.arange(3, dtype=float) * k, marker=dict(color=["red", "blue", "green"][k]))
 
     fig = alpha_sync.attach_frames(go.Figure(go.Scatter(x=np.arange(3), y=np.zeros(3))), move, 3)
-    sent = json.loads(pio.to_json(fig, validate=False))["layout"]["meta"][alpha_sync.META_KEY]
+    meta = json.loads(pio.to_json(fig, validate=False))["layout"]["meta"]
+    sent = json.loads(meta[alpha_sync.META_KEY])  # one JSON string, parsed by the page script
+    assert meta[f"{alpha_sync.META_KEY}_index"] == 2
     assert sent["traces"] == [0]
     assert [f["data"][0]["marker.color"] for f in sent["frames"]] == ["red", "blue", "green"]
     assert "y" in sent["frames"][0]["data"][0]

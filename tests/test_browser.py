@@ -244,7 +244,7 @@ def test_clicking_a_point_of_the_er_curve_sets_alpha(server, browser):
 # What a chart with alpha frames shows in the attributes its frames move (full data after plotly's defaults,
 # typed arrays as lists), so a chart moved by the page script can be compared with the same chart drawn by a rerun.
 _FRAMED_SNAPSHOT = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g.layout.meta && g.layout.meta.robust_alpha).map(gd => {
-  const s = gd.layout.meta.robust_alpha, f0 = s.frames[0];
+  const s = window.__robustAlphaSync.spec(gd), f0 = s.frames[0];
   const rep = (k, v) => (ArrayBuffer.isView(v) ? Array.from(v) : v);
   const get = (t, a) => a.split('.').reduce((v, p) => (v == null ? v : v[p]), t);
   const data = s.traces.map((j, p) => Object.keys((f0.data || [])[p] || {}).map(a => get(gd._fullData[j], a)));
@@ -272,7 +272,7 @@ def test_charts_follow_the_slider_before_the_rerun(server, browser, slug):
           gds.forEach(gd => new MutationObserver((ms, o) => {
             if (gd.getAttribute('data-robust-alpha') !== '6') return;
             o.disconnect();
-            if (--left === 0) window.__moved = {charts: eval(snap)(), metric: metric(), search: window.location.search};
+            if (--left === 0) window.__moved = {charts: eval(snap)(), metric: metric(), search: window.location.search, faded: document.body.hasAttribute('data-robust-alpha-pending')};
           }).observe(gd, {attributes: true, attributeFilter: ['data-robust-alpha']}));
         }""",
         _FRAMED_SNAPSHOT,
@@ -287,8 +287,10 @@ def test_charts_follow_the_slider_before_the_rerun(server, browser, slug):
     assert "alpha=0.5" in moved["search"], moved["search"]
     if metric_before is not None:
         assert moved["metric"] == metric_before
+    assert moved["faded"], "the numbers of the previous alpha were not faded while the charts ran ahead"
     page.wait_for_function("() => window.location.search.includes('alpha=0.6')", timeout=30000)
     _settle(page, True)
+    page.wait_for_function("() => !document.body.hasAttribute('data-robust-alpha-pending')", timeout=10000)
     assert page.evaluate(_FRAMED_SNAPSHOT) == moved["charts"], "the rerun drew other charts than the browser's frames"
     assert moved["charts"] != framed
     # three quick presses: the charts end on the slider's alpha, as drawn by the rerun
@@ -298,7 +300,7 @@ def test_charts_follow_the_slider_before_the_rerun(server, browser, slug):
     _settle(page, True)
     shown = page.evaluate(
         "() => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g.layout.meta && g.layout.meta.robust_alpha)"
-        ".map(g => [g.getAttribute('data-robust-alpha'), g.layout.meta.robust_alpha.index])"
+        ".map(g => [g.getAttribute('data-robust-alpha'), g.layout.meta.robust_alpha_index])"
     )
     assert all(attr in (None, "9") and index == 9 for attr, index in shown), shown
     assert page.locator('[data-testid="stException"]').count() == 0

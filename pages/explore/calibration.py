@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard.alpha_sync import attach_frames, built_with_frames, set_index
 from dashboard.charts import PLOTLY_CONFIG, ece_curve_figure, reliability_figure, set_ece_alpha
-from dashboard.state import ci_text, download_csv, how_to_read, method_page, plain, session_figure
+from dashboard.state import ci_texts, download_csv, how_to_read, method_page, plain, session_figure
 
 page = method_page("Calibration · {label}")
 view, method, i, alpha = page.view, page.method, page.i, page.alpha
@@ -108,9 +108,7 @@ st.subheader(f"Every set at α = {alpha:.2f}: ECE and paired differences from ze
 table = view.calibration_table(method, i, scaled)
 shown = table[["zero-shot", "θ(α)", "fine-tuned"]].rename(columns={"θ(α)": f"θ(α={alpha:.2f})"})
 for key in ("θ(α)", "fine-tuned"):
-    shown[f"{key} − zero-shot [95% CI]"] = [
-        ci_text(r[f"{key} − zero-shot"], r[f"{key} − zero-shot low"], r[f"{key} − zero-shot high"], digits=2) for _, r in table.iterrows()
-    ]
+    shown[f"{key} − zero-shot [95% CI]"] = ci_texts(table, f"{key} − zero-shot", f"{key} − zero-shot low", f"{key} − zero-shot high", 2)
     shown[f"{key} vs zero-shot"] = table[f"{key} vs zero-shot"]
 shown["n"] = table["n"]
 st.dataframe(

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, diversity_figure, margin_figure
-from dashboard.state import ci_text, download_csv, how_to_read, method_page, session_figure
+from dashboard.state import ci_texts, download_csv, how_to_read, method_page, session_figure
 
 page = method_page("Diversity & confidence · {label}")
 view, method, i, alpha = page.view, page.method, page.i, page.alpha
@@ -34,9 +34,7 @@ download_csv(div, f"{page.run}-{method}-diversity.csv")
 div_ev = view.diversity_evidence(method)
 if not div_ev.empty:
     with st.expander("Prediction diversity under each shift minus on ID, with 95% intervals"):
-        shown = div_ev.drop(columns=["sign"]).assign(
-            **{"Δ vs ID, pts [95% CI]": [ci_text(r["Δ vs ID (points)"], r.low, r.high) for _, r in div_ev.iterrows()]}
-        )
+        shown = div_ev.drop(columns=["sign"]).assign(**{"Δ vs ID, pts [95% CI]": ci_texts(div_ev, "Δ vs ID (points)", "low", "high")})
         st.dataframe(
             shown.drop(columns=["Δ vs ID (points)", "low", "high"]),
             width="stretch",

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard.alpha_sync import built_with_frames, set_index
 from dashboard.charts import PLOTLY_CONFIG, example_cards_html, per_class_figure
-from dashboard.state import ci_text, download_csv, how_to_read, method_page, session_figure
+from dashboard.state import ci_texts, download_csv, how_to_read, method_page, session_figure
 
 page = method_page("Examples & classes · {label}")
 view, method, i, alpha = page.view, page.method, page.i, page.alpha
@@ -79,9 +79,7 @@ def examples_and_classes() -> None:
     )
     shown = per_class[["class", "n", "zero-shot", "fine-tuned", "theta(alpha)"]].copy()
     for col in ("fine-tuned − zero-shot", "θ(α) − zero-shot"):
-        shown[f"{col}, pts [95% CI]"] = [
-            ci_text(100 * r[col], 100 * r[f"{col} low"], 100 * r[f"{col} high"], 0) for _, r in per_class.iterrows()
-        ]
+        shown[f"{col}, pts [95% CI]"] = ci_texts(per_class, col, f"{col} low", f"{col} high", 0, scale=100)
         shown[f"{col}: verdict"] = per_class[f"{col} verdict"]
     st.dataframe(
         shown,

@@ -12,7 +12,7 @@ from dashboard.charts import (
     single_models_figure,
     tradeoff_figure,
 )
-from dashboard.state import ci_text, delta_caption, download_csv, how_to_read, method_page, pct, points, session_figure
+from dashboard.state import ci_texts, delta_caption, download_csv, how_to_read, method_page, pct, points, session_figure
 from robust_core.analysis import REFERENCES
 
 page = method_page("ID / OOD tradeoff · {label}")
@@ -70,9 +70,7 @@ ev = view.evidence_table(method, i)
 def _evidence_shown():
     shown = ev[["θ(α) (%)"]].copy()
     for ref in REFERENCES:
-        shown[f"Δ vs {ref}, pts [95% CI]"] = [
-            ci_text(r[f"Δ vs {ref}"], r[f"Δ vs {ref} low"], r[f"Δ vs {ref} high"]) for _, r in ev.iterrows()
-        ]
+        shown[f"Δ vs {ref}, pts [95% CI]"] = ci_texts(ev, f"Δ vs {ref}", f"Δ vs {ref} low", f"Δ vs {ref} high")
         shown[f"McNemar p vs {ref}"] = ev[f"McNemar p vs {ref}"]
         shown[f"vs {ref}"] = ev[f"vs {ref}"]
     shown["n"] = ev["n"]
@@ -102,7 +100,7 @@ download_csv(
 if len(view.store.methods) > 1:
     with st.expander(f"Fine-tuned {page.label} against the other methods' fine-tuned models"):
         mvm = view.method_vs_method(method)
-        mvm_shown = mvm.assign(**{"Δ, pts [95% CI]": [ci_text(r["Δ (points)"], r.low, r.high) for _, r in mvm.iterrows()]})[
+        mvm_shown = mvm.assign(**{"Δ, pts [95% CI]": ci_texts(mvm, "Δ (points)", "low", "high")})[
             ["other method", "dataset", "Δ, pts [95% CI]", "McNemar p", "verdict", "n"]
         ]
         st.dataframe(mvm_shown, hide_index=True, width="stretch", column_config={"McNemar p": st.column_config.NumberColumn(format="%.3f")})
@@ -132,13 +130,9 @@ if len(singles):
     st.plotly_chart(singles_fig, width="stretch", config=PLOTLY_CONFIG, key="single-models")
     shown = singles.assign(
         **{
-            "Δ ID vs θ(α) [95% CI]": [ci_text(r["Δ ID vs θ(α)"], r["ID low"], r["ID high"]) for _, r in singles.iterrows()],
+            "Δ ID vs θ(α) [95% CI]": ci_texts(singles, "Δ ID vs θ(α)", "ID low", "ID high"),
             **(
-                {
-                    "Δ OOD avg vs θ(α) [95% CI]": [
-                        ci_text(r["Δ OOD avg vs θ(α)"], r["OOD low"], r["OOD high"]) for _, r in singles.iterrows()
-                    ]
-                }
+                {"Δ OOD avg vs θ(α) [95% CI]": ci_texts(singles, "Δ OOD avg vs θ(α)", "OOD low", "OOD high")}
                 if "OOD avg" in singles
                 else {}
             ),
@@ -183,9 +177,7 @@ def _picks_shown():
     for col in ("ID", "OOD avg"):
         for ref in REFERENCES:
             if f"{col} − {ref}" in picks:
-                shown[f"{col} − {ref}, pts [95% CI]"] = [
-                    ci_text(r[f"{col} − {ref}"], r[f"{col} − {ref} low"], r[f"{col} − {ref} high"]) for _, r in picks.iterrows()
-                ]
+                shown[f"{col} − {ref}, pts [95% CI]"] = ci_texts(picks, f"{col} − {ref}", f"{col} − {ref} low", f"{col} − {ref} high")
                 shown[f"{col} vs {ref}"] = picks[f"{col} vs {ref}"]
     return shown
 
