@@ -388,10 +388,8 @@ def margin_figure(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def per_class_figure(table: pd.DataFrame, column: str, title: str, max_bars: int = 60, selected: str | None = None) -> go.Figure:
-    """Per-class accuracy change; with many classes, the ``max_bars`` largest |fine-tuned − zero-shot| changes.
-
-    Every bar is labelled; ``selected`` (a class name) is outlined and its label bold."""
+def _per_class_props(table: pd.DataFrame, column: str, title: str, max_bars: int, selected: str | None) -> tuple[dict, dict, str]:
+    """The bars', the x axis' and the title's properties of ``per_class_figure``."""
     if len(table) > max_bars:
         keep = (table["fine-tuned − zero-shot"].abs()).nlargest(max_bars).index
         table = table.loc[keep]
@@ -411,23 +409,44 @@ def per_class_figure(table: pd.DataFrame, column: str, title: str, max_bars: int
         if f"{column} verdict" in ordered:  # faded bars: the interval includes 0 (or McNemar disagrees)
             faded = ordered[f"{column} verdict"].str.startswith("not")
             colours = np.where(faded, np.where(ordered[column] >= 0, "#a9d8a9", "#f0a8a8"), colours)
+    classes = list(ordered["class"])
+    bars = dict(
+        x=classes,
+        y=100 * ordered[column],
+        error_y=error_y,
+        marker=dict(color=colours, line=dict(width=[3 if c == selected else 0 for c in classes], color="#000")),
+        customdata=np.stack([100 * ordered["zero-shot"], 100 * ordered["fine-tuned"], 100 * ordered["theta(alpha)"], ordered["n"]], axis=1),
+    )
+    ticktext = [f"<b>{c}</b>" if c == selected else c for c in classes]
+    xaxis = dict(tickmode="array", tickvals=classes, ticktext=ticktext, tickangle=-60, tickfont=dict(size=10))
+    return bars, xaxis, title
+
+
+def per_class_figure(table: pd.DataFrame, column: str, title: str, max_bars: int = 60, selected: str | None = None) -> go.Figure:
+    """Per-class accuracy change; with many classes, the ``max_bars`` largest |fine-tuned − zero-shot| changes.
+
+    Every bar is labelled; ``selected`` (a class name) is outlined and its label bold."""
+    bars, xaxis, title = _per_class_props(table, column, title, max_bars, selected)
     fig = go.Figure(
         go.Bar(
-            x=ordered["class"],
-            y=100 * ordered[column],
-            error_y=error_y,
-            marker_color=colours,
-            customdata=np.stack(
-                [100 * ordered["zero-shot"], 100 * ordered["fine-tuned"], 100 * ordered["theta(alpha)"], ordered["n"]], axis=1
-            ),
+            **bars,
             hovertemplate="<b>%{x}</b><br>Δ=%{y:+.1f} pts<br>zero-shot %{customdata[0]:.1f}%<br>fine-tuned %{customdata[1]:.1f}%<br>θ(α) %{customdata[2]:.1f}%<br>n=%{customdata[3]}<extra></extra>",
         )
     )
-    if selected is not None and selected in set(ordered["class"]):
-        fig.data[0].marker.line = dict(width=[3 if c == selected else 0 for c in ordered["class"]], color="#000")
-    ticktext = [f"<b>{c}</b>" if c == selected else c for c in ordered["class"]]
-    fig.update_xaxes(tickmode="array", tickvals=list(ordered["class"]), ticktext=ticktext, tickangle=-60, tickfont=dict(size=10))
+    fig.update_xaxes(**xaxis)
     fig.update_layout(title=title, yaxis_title="accuracy change (points)", height=440, margin=dict(l=60, r=20, t=50, b=130))
+    return fig
+
+
+def set_per_class_alpha(
+    fig: go.Figure, table: pd.DataFrame, column: str, title: str, max_bars: int = 60, selected: str | None = None
+) -> go.Figure:
+    """Redraw ``per_class_figure``'s bars, axis and title from ``table`` (the per-class table at another alpha)."""
+    bars, xaxis, title = _per_class_props(table, column, title, max_bars, selected)
+    with fig.batch_update():
+        fig.data[0].update(bars)
+        fig.layout.xaxis.update(xaxis)
+        fig.layout.title.text = title
     return fig
 
 
@@ -713,9 +732,40 @@ def set_panels_alpha(fig: go.Figure, panels: dict[str, dict], transform: str, i:
 CALIBRATION_COLOURS = {"zero-shot": "#2ca02c", "fine-tuned": "#d62728"}  # theta(alpha) gets orange, as on the margins chart
 
 
+def _reliability_props(model: str, rows: pd.DataFrame) -> tuple[dict, dict]:
+    """The reliability curve's and the bin-share bars' properties of one model (rows of ``RunView.reliability``)."""
+    colour = CALIBRATION_COLOURS.get(model, "#ff7f0e")
+    n = int(rows["count"].sum())
+    seen = rows[rows["count"] > 0]
+    custom = np.stack([100 * seen.low, 100 * seen.high, seen["count"], 100 * seen["count"] / max(n, 1)], axis=1)
+    curve = dict(
+        x=100 * seen.confidence,
+        y=100 * seen.accuracy,
+        name=model,
+        legendgroup=model,
+        line=dict(color=colour, width=2.5),
+        customdata=custom,
+        hovertemplate=f"<b>{model}</b><br>bin %{{customdata[0]:.1f}}–%{{customdata[1]:.1f}}%<br>"
+        "mean confidence %{x:.1f}%<br>accuracy %{y:.1f}%<br>n = %{customdata[2]:,} (%{customdata[3]:.1f}%)<extra></extra>",
+    )
+    bars = dict(
+        x=100 * (rows.low + rows.high) / 2,
+        y=100 * rows["count"] / max(n, 1),
+        name=model,
+        legendgroup=model,
+        marker_color=colour,
+        customdata=rows["count"],
+        hovertemplate=f"<b>{model}</b><br>bin centre %{{x:.1f}}%<br>%{{y:.1f}}% of examples (n = %{{customdata:,}})<extra></extra>",
+    )
+    return curve, bars
+
+
 def reliability_figure(table: pd.DataFrame, title: str) -> go.Figure:
     """Reliability diagram of ``RunView.reliability``: accuracy against mean confidence per bin for each model,
-    the diagonal of perfect calibration, and beneath it each bin's share of the examples (counts in the hover)."""
+    the diagonal of perfect calibration, and beneath it each bin's share of the examples (counts in the hover).
+
+    The middle model (theta(alpha), when the table has three) is marked ``alpha:reliability`` for
+    ``set_reliability_alpha``."""
     from html import escape  # set names come from store files: plotly renders a subset of HTML in titles
 
     from plotly.subplots import make_subplots
@@ -728,41 +778,12 @@ def reliability_figure(table: pd.DataFrame, title: str) -> go.Figure:
         row=1,
         col=1,
     )
-    for model, rows in table.groupby("model", sort=False):
-        colour = CALIBRATION_COLOURS.get(model, "#ff7f0e")
-        n = int(rows["count"].sum())
-        seen = rows[rows["count"] > 0]
-        custom = np.stack([100 * seen.low, 100 * seen.high, seen["count"], 100 * seen["count"] / max(n, 1)], axis=1)
-        fig.add_trace(
-            go.Scatter(
-                x=100 * seen.confidence,
-                y=100 * seen.accuracy,
-                mode="lines+markers",
-                name=model,
-                legendgroup=model,
-                line=dict(color=colour, width=2.5),
-                marker=dict(size=8),
-                customdata=custom,
-                hovertemplate=f"<b>{model}</b><br>bin %{{customdata[0]:.1f}}–%{{customdata[1]:.1f}}%<br>"
-                "mean confidence %{x:.1f}%<br>accuracy %{y:.1f}%<br>n = %{customdata[2]:,} (%{customdata[3]:.1f}%)<extra></extra>",
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Bar(
-                x=100 * (rows.low + rows.high) / 2,
-                y=100 * rows["count"] / max(n, 1),
-                name=model,
-                legendgroup=model,
-                showlegend=False,
-                marker_color=colour,
-                customdata=rows["count"],
-                hovertemplate=f"<b>{model}</b><br>bin centre %{{x:.1f}}%<br>%{{y:.1f}}% of examples (n = %{{customdata:,}})<extra></extra>",
-            ),
-            row=2,
-            col=1,
-        )
+    models = list(dict.fromkeys(table["model"]))
+    for k, (model, rows) in enumerate(table.groupby("model", sort=False)):
+        meta = "alpha:reliability" if len(models) == 3 and k == 1 else None
+        curve, bars = _reliability_props(model, rows)
+        fig.add_trace(go.Scatter(mode="lines+markers", marker=dict(size=8), meta=meta, **curve), row=1, col=1)
+        fig.add_trace(go.Bar(showlegend=False, meta=meta, **bars), row=2, col=1)
     fig.update_xaxes(range=[0, 100], row=1, col=1)
     fig.update_xaxes(range=[0, 100], title_text="confidence: max softmax probability (%)", row=2, col=1)
     fig.update_yaxes(range=[0, 102], title_text="accuracy in the bin (%)", row=1, col=1)
@@ -770,6 +791,22 @@ def reliability_figure(table: pd.DataFrame, title: str) -> go.Figure:
     fig.update_layout(
         title=escape(title), barmode="group", bargap=0.15, height=600, legend=dict(x=0.01, y=0.99), margin=dict(l=60, r=20, t=50, b=50)
     )
+    return fig
+
+
+def set_reliability_alpha(fig: go.Figure, table: pd.DataFrame) -> go.Figure:
+    """Give ``reliability_figure``'s theta(alpha) curve and bars the bins of ``table`` (``RunView.reliability`` at the
+    new alpha, with the same three models); far cheaper than rebuilding the figure."""
+    models = list(dict.fromkeys(table["model"]))
+    if len(models) != 3:
+        raise ValueError(f"the table has {len(models)} models; only a three-model reliability figure moves along α")
+    curve, bars = _reliability_props(models[1], table[table["model"] == models[1]])
+    traces = [t for t in fig.data if t.meta == "alpha:reliability"]
+    if len(traces) != 2:
+        raise ValueError("this reliability figure has no theta(alpha) traces to move")
+    with fig.batch_update():
+        traces[0].update(curve)
+        traces[1].update(bars)
     return fig
 
 

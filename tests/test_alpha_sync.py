@@ -17,6 +17,8 @@ from dashboard.charts import (
     per_class_figure,
     reliability_figure,
     set_er_alpha,
+    set_per_class_alpha,
+    set_reliability_alpha,
     set_tradeoff_alpha,
     set_vline_alpha,
     tradeoff_figure,
@@ -117,6 +119,32 @@ def test_label_free_vline_frames(view):
     fig = label_free_figure(lf, 0.5)
     frames = _check_every_move(fig, lambda f, k: set_vline_alpha(f, alphas[k]), len(alphas))
     assert frames["traces"] == [] and [s["x0"] for s in (fr["layout"]["shapes"][0] for fr in frames["frames"])] == alphas
+
+
+def _builder_and_setter(view, kind):
+    dataset, alphas = view.shifts[0], view.alphas("ft")
+    if kind == "reliability":
+        return (
+            lambda k: reliability_figure(view.reliability("ft", dataset, k), "Reliability"),
+            lambda f, k: set_reliability_alpha(f, view.reliability("ft", dataset, k)),
+        )
+    column = "θ(α) − zero-shot"
+    return (
+        lambda k: per_class_figure(view.per_class("ft", dataset, k), column, f"θ({alphas[k]:.2f})", selected="digit two"),
+        lambda f, k: set_per_class_alpha(f, view.per_class("ft", dataset, k), column, f"θ({alphas[k]:.2f})", selected="digit two"),
+    )
+
+
+@pytest.mark.parametrize("kind", ["reliability", "per-class"])
+def test_moving_a_chart_equals_building_it_at_that_alpha(view, kind):
+    """The pages move the reliability diagram and the per-class bars instead of rebuilding them at every alpha:
+    the moved figure equals the one built at that alpha, and so do its frames applied in the browser."""
+    build, move = _builder_and_setter(view, kind)
+    n = len(view.alphas("ft"))
+    fig = build(n // 2)
+    _check_every_move(fig, move, n)
+    for k in range(n):
+        assert _spec(move(fig, k)) == _spec(build(k)), k
 
 
 @pytest.mark.parametrize("kind", ["reliability", "per-class"])

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.alpha_sync import attach_frames, built_with_frames, set_index
-from dashboard.charts import PLOTLY_CONFIG, ece_curve_figure, reliability_figure, set_ece_alpha
+from dashboard.charts import PLOTLY_CONFIG, ece_curve_figure, reliability_figure, set_ece_alpha, set_reliability_alpha
 from dashboard.state import ci_texts, download_csv, how_to_read, method_page, plain, session_figure
 
 page = method_page("Calibration · {label}")
@@ -71,16 +71,23 @@ if scaled:
     st.caption(f"Temperatures fitted on {plain(id_val)}: {plain(temps)}.")
 st.markdown("\n".join(f"- {plain(sentence)}" for sentence in view.narrate_calibration(method, i, dataset, scaled)))
 
-# one figure per grid alpha, built on the first visit of (set, mode), so the browser can move between them alone
-reliability = session_figure(
-    ("reliability", id(view), method, dataset, scaled),
-    lambda: built_with_frames(
-        lambda k: reliability_figure(view.reliability(method, dataset, k, scaled), f"Reliability on {dataset} ({which})"),
-        len(view.alphas(method)),
-    ),
-)
+
+def _reliability():
+    """How to draw the reliability diagram at grid index k: one figure whose theta(alpha) traces move (with alpha
+    frames for the browser), or, where theta(alpha) lacks bins at some alpha (a top-k store), one figure per alpha."""
+    n = len(view.alphas(method))
+    tables = [view.reliability(method, dataset, k, scaled) for k in range(n)]
+    title = f"Reliability on {dataset} ({which})"
+    if all(t["model"].nunique() == 3 for t in tables):
+        fig = attach_frames(reliability_figure(tables[0], title), lambda f, k: set_reliability_alpha(f, tables[k]), n)
+        return lambda k: set_index(set_reliability_alpha(fig, tables[k]), k)
+    figs = built_with_frames(lambda k: reliability_figure(tables[k], title), n)
+    return lambda k: set_index(figs[k], k)
+
+
+reliability_at = session_figure(("reliability", id(view), method, dataset, scaled), _reliability)
 st.plotly_chart(
-    set_index(reliability[i], i),
+    reliability_at(i),
     width="stretch",
     config=PLOTLY_CONFIG,
     key="reliability-chart",

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from dashboard.alpha_sync import built_with_frames, set_index
-from dashboard.charts import PLOTLY_CONFIG, example_cards_html, per_class_figure
+from dashboard.alpha_sync import attach_frames, set_index
+from dashboard.charts import PLOTLY_CONFIG, example_cards_html, per_class_figure, set_per_class_alpha
 from dashboard.state import ci_texts, download_csv, how_to_read, method_page, session_figure
 
 page = method_page("Examples & classes · {label}")
@@ -62,17 +62,17 @@ def examples_and_classes() -> None:
         key="pc-ft",
     )
     alphas = view.alphas(method)
-    per_alpha = session_figure(  # one figure per grid alpha, so the browser can move between them alone
+    column = "θ(α) − zero-shot"
+
+    def pc_at(fig, k):
+        return set_per_class_alpha(fig, view.per_class(method, dataset, k), column, f"θ({alphas[k]:.2f}) vs zero-shot", selected=selected)
+
+    pc_alpha = session_figure(  # one figure; its bars move along alpha (frames for the browser)
         ("pc-alpha", id(view), method, dataset, selected),
-        lambda: built_with_frames(
-            lambda k: per_class_figure(
-                view.per_class(method, dataset, k), "θ(α) − zero-shot", f"θ({alphas[k]:.2f}) vs zero-shot", selected=selected
-            ),
-            len(alphas),
-        ),
+        lambda: attach_frames(per_class_figure(per_class, column, "θ(α) vs zero-shot", selected=selected), pc_at, len(alphas)),
     )
     c2.plotly_chart(
-        set_index(per_alpha[i], i),
+        set_index(pc_at(pc_alpha, i), i),
         width="stretch",
         config=PLOTLY_CONFIG,
         key="pc-alpha",
