@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,14 +113,42 @@ def _pack(frames: dict | None) -> dict | None:
     return None if frames is None else {**frames, "json": json.dumps(frames, separators=(",", ":"), allow_nan=False)}
 
 
-def attach_frames(fig: go.Figure, move: Callable[[go.Figure, int], object], n: int) -> go.Figure:
-    """Compute ``fig``'s α frames (``compute_frames``) and keep them on the figure for the browser."""
-    try:
-        frames = compute_frames(fig, move, n)
-    except ValueError:  # the setter adds or removes traces: the figure moves with the rerun only
-        frames = None
-    fig._robust_alpha_frames = _pack(frames)  # noqa: SLF001 - reused by set_index without re-reading the validated meta
-    return fig if frames is None else set_index(fig, n - 1)
+# Frames are plain data fixed by (store, method, chart options): computed once per process and shared by every
+# session (read-only), keyed on the RunView object itself so a reopened (rebuilt) store never reuses stale ones.
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+_SHARED_PER_VIEW = 256
+
+
+_MISSING = object()
+
+
+def attach_frames(
+    fig: go.Figure, move: Callable[[go.Figure, int], object], n: int, shared: tuple[object, tuple] | None = None
+) -> go.Figure:
+    """Compute ``fig``'s α frames (``compute_frames``) and keep them on the figure for the browser.
+
+    ``shared=(view, key)``: the frames of this chart are the same for every session that draws it with the same
+    key; the first session computes them, later ones reuse them (``move`` is then not called at all).
+    """
+    packed = _MISSING
+    if shared is not None:
+        owner, key = shared
+        with _SHARED_LOCK:
+            packed = _SHARED.get(owner, {}).get(key, _MISSING)
+    if packed is _MISSING:
+        try:
+            packed = _pack(compute_frames(fig, move, n))
+        except ValueError:  # the setter adds or removes traces: the figure moves with the rerun only
+            packed = None
+        if shared is not None:
+            with _SHARED_LOCK:
+                cache = _SHARED.setdefault(owner, {})
+                while len(cache) >= _SHARED_PER_VIEW:
+                    cache.pop(next(iter(cache)))
+                cache[key] = packed
+    fig._robust_alpha_frames = packed  # noqa: SLF001 - reused by set_index without re-reading the validated meta
+    return fig if packed is None else set_index(fig, n - 1)
 
 
 def built_with_frames(build: Callable[[int], go.Figure], n: int) -> list[go.Figure]:

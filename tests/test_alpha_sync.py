@@ -208,3 +208,27 @@ def test_frames_survive_plotly_serialisation_with_numpy_values():
     assert sent["traces"] == [0]
     assert [f["data"][0]["marker.color"] for f in sent["frames"]] == ["red", "blue", "green"]
     assert "y" in sent["frames"][0]["data"][0]
+
+
+def test_shared_frames_are_computed_once_per_view_and_key():
+    class View:  # stands in for a RunView: frames are shared per view object, never across views
+        pass
+
+    calls = []
+
+    def move(fig, k):
+        calls.append(k)
+        fig.data[0].update(y=[k])
+
+    def chart():
+        return go.Figure(go.Scatter(x=[0], y=[0]))
+
+    first, second = View(), View()
+    a = alpha_sync.attach_frames(chart(), move, 3, shared=(first, ("chart", "ft")))
+    assert calls == [0, 1, 2]
+    b = alpha_sync.attach_frames(chart(), move, 3, shared=(first, ("chart", "ft")))
+    assert calls == [0, 1, 2]  # the second session reuses them
+    assert alpha_sync.frames_of(a) == alpha_sync.frames_of(b)
+    alpha_sync.attach_frames(chart(), move, 3, shared=(first, ("chart", "lp")))
+    alpha_sync.attach_frames(chart(), move, 3, shared=(second, ("chart", "ft")))
+    assert len(calls) == 9  # another key, another view: computed anew

@@ -76,12 +76,20 @@ def _reliability():
     """How to draw the reliability diagram at grid index k: one figure whose theta(alpha) traces move (with alpha
     frames for the browser), or, where theta(alpha) lacks bins at some alpha (a top-k store), one figure per alpha."""
     n = len(view.alphas(method))
-    tables = [view.reliability(method, dataset, k, scaled) for k in range(n)]
     title = f"Reliability on {dataset} ({which})"
-    if all(t["model"].nunique() == 3 for t in tables):
-        fig = attach_frames(reliability_figure(tables[0], title), lambda f, k: set_reliability_alpha(f, tables[k]), n)
-        return lambda k: set_index(set_reliability_alpha(fig, tables[k]), k)
-    figs = built_with_frames(lambda k: reliability_figure(tables[k], title), n)
+
+    def table(k):
+        return view.reliability(method, dataset, k, scaled)
+
+    if all(view.has_calibration(method, k) for k in range(n)):
+        fig = attach_frames(
+            reliability_figure(table(i), title),
+            lambda f, k: set_reliability_alpha(f, table(k)),
+            n,
+            shared=(view, ("reliability", method, dataset, scaled)),
+        )
+        return lambda k: set_index(set_reliability_alpha(fig, table(k)), k)
+    figs = built_with_frames(lambda k: reliability_figure(table(k), title), n)
     return lambda k: set_index(figs[k], k)
 
 
@@ -102,6 +110,7 @@ fig = session_figure(
         ece_curve_figure(curve, view.id, view.shifts, alpha, f"ECE of θ(α) per set ({which})"),
         lambda f, k: set_ece_alpha(f, curve, grid[k]),
         len(grid),
+        shared=(view, ("ece-curve", method, scaled)),
     ),
 )
 set_index(set_ece_alpha(fig, curve, alpha), i)

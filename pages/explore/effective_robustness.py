@@ -66,6 +66,7 @@ fig = session_figure(
         er_figure(er, transform, i, x_label, target, label, overlays, show_cloud=True, zoom=zoom, others=others),
         lambda f, k: set_er_alpha(f, er, transform, k),
         len(er["curve"]),
+        shared=(view, ("er", method, target, transform, overlay, zoom, all_curves)),
     ),
 )
 set_index(set_er_alpha(fig, er, transform, i), i)
@@ -147,6 +148,7 @@ if len(view.shifts) > 1 and st.toggle(
             er_panels_figure(panels, transform, i, method, label, x_labels),
             lambda f, k: set_panels_alpha(f, panels, transform, k),
             len(view.alphas(method)),
+            shared=(view, ("er-panels", method, transform)),
         ),
     )
     set_index(set_panels_alpha(panel_fig, panels, transform, i), i)

@@ -69,7 +69,12 @@ def examples_and_classes() -> None:
 
     pc_alpha = session_figure(  # one figure; its bars move along alpha (frames for the browser)
         ("pc-alpha", id(view), method, dataset, selected),
-        lambda: attach_frames(per_class_figure(per_class, column, "θ(α) vs zero-shot", selected=selected), pc_at, len(alphas)),
+        lambda: attach_frames(
+            per_class_figure(per_class, column, "θ(α) vs zero-shot", selected=selected),
+            pc_at,
+            len(alphas),
+            shared=(view, ("pc-alpha", method, dataset, selected)),
+        ),
     )
     c2.plotly_chart(
         set_index(pc_at(pc_alpha, i), i),

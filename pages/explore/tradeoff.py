@@ -56,7 +56,10 @@ wise, ensemble = view.curves(method, "wise"), view.curves(method, "ensemble")
 fig = session_figure(
     ("tradeoff", id(view), method, show_shifts),
     lambda: attach_frames(
-        tradeoff_figure(wise, ensemble, view.id, view.shifts, i, show_shifts), lambda f, k: set_tradeoff_alpha(f, wise, k), len(wise)
+        tradeoff_figure(wise, ensemble, view.id, view.shifts, i, show_shifts),
+        lambda f, k: set_tradeoff_alpha(f, wise, k),
+        len(wise),
+        shared=(view, ("tradeoff", method, show_shifts)),
     ),
 )
 set_index(set_tradeoff_alpha(fig, wise, i), i)
@@ -124,6 +127,7 @@ if len(singles):
             single_models_figure(curve, view.id, singles, i, page.label),
             lambda f, k: set_single_models_alpha(f, curve, view.id, k),
             len(curve),
+            shared=(view, ("single-models", method)),
         ),
     )
     set_index(set_single_models_alpha(singles_fig, curve, view.id, i), i)
@@ -200,7 +204,12 @@ lf = view.label_free(method)
 lf_alphas = [float(a) for a in lf.index]
 lf_fig = session_figure(
     ("label-free", id(view), method),
-    lambda: attach_frames(label_free_figure(lf, alpha), lambda f, k: set_vline_alpha(f, lf_alphas[k]), len(lf_alphas)),
+    lambda: attach_frames(
+        label_free_figure(lf, alpha),
+        lambda f, k: set_vline_alpha(f, lf_alphas[k]),
+        len(lf_alphas),
+        shared=(view, ("label-free", method)),
+    ),
 )
 st.plotly_chart(set_index(set_vline_alpha(lf_fig, lf_alphas[i]), i), width="stretch", config=PLOTLY_CONFIG, key="labelfree-chart")
 st.caption(f"Mean absolute error of the estimate across the α grid: {100 * lf['error'].abs().mean():.2f} points.")
