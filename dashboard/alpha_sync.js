@@ -102,7 +102,6 @@ function install() {
     }
     gd.__robustLayout = gd.layout; // relayout keeps the object; set again in case a version replaces it
     gd.setAttribute("data-robust-alpha", String(k));
-    pending(true);
   }
 
   function syncChart(gd, k) {
@@ -114,15 +113,34 @@ function install() {
       gd.on("plotly_afterplot", () => window.requestAnimationFrame(() => syncChart(gd, current())));
     }
     if (k === null || k === undefined) return;
-    if (gd.__robustLayout !== gd.layout && s.index === k) pending(false); // the rerun drew the slider's alpha
-    if (shown(gd, s) !== k) apply(gd, s, k);
+    if (gd.__robustShown !== undefined && gd.__robustLayout !== gd.layout) {
+      // Streamlit redrew a chart this script had moved. A chart with selection events keeps the figure its
+      // last update reported, so the new layout (and index) can come with the moved data: set frame k again
+      // (absolute values, so repeating it is harmless) instead of trusting the index.
+      gd.__robustShown = undefined;
+      gd.__robustLayout = undefined;
+      apply(gd, s, k);
+    } else if (shown(gd, s) !== k) apply(gd, s, k);
     else gd.setAttribute("data-robust-alpha", String(k));
+    refreshPending(k);
+  }
+
+  // The page's numbers belong to the alpha the server last drew: faded while any chart's server index differs
+  // from the slider's, cleared as soon as they agree (a rerun arrived, or the slider came back).
+  function refreshPending(k) {
+    let stale = false;
+    document.querySelectorAll(".js-plotly-plot").forEach((gd) => {
+      const s = spec(gd);
+      if (s && s.index !== k) stale = true;
+    });
+    pending(stale);
   }
 
   function syncAll() {
     const k = current();
     if (k === null || !window.Plotly) return;
     document.querySelectorAll(".js-plotly-plot").forEach((gd) => syncChart(gd, k));
+    refreshPending(k);
   }
 
   function attach() {

@@ -237,6 +237,14 @@ def test_clicking_a_point_of_the_er_curve_sets_alpha(server, browser):
     point.click(force=True)
     page.wait_for_function("() => window.location.search.includes('alpha=0.2')", timeout=30000)
     _settle(page, True)
+    ring = "el => el.querySelector('.js-plotly-plot').data.find(t => t.meta === 'alpha:current').name"
+    # the current-alpha ring is drawn at the clicked alpha (the page script must not leave it a click behind)
+    page.wait_for_function(f"() => ({ring})(document.querySelector('[data-testid=\"stPlotlyChart\"]')) === 'current α=0.20'", timeout=10000)
+    point = chart.locator(".scatterlayer .trace").nth(index).locator("path.point").nth(8)
+    point.click(force=True)
+    page.wait_for_function("() => window.location.search.includes('alpha=0.8')", timeout=30000)
+    _settle(page, True)
+    page.wait_for_function(f"() => ({ring})(document.querySelector('[data-testid=\"stPlotlyChart\"]')) === 'current α=0.80'", timeout=10000)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
 
@@ -303,5 +311,11 @@ def test_charts_follow_the_slider_before_the_rerun(server, browser, slug):
         ".map(g => [g.getAttribute('data-robust-alpha'), g.layout.meta.robust_alpha_index])"
     )
     assert all(attr in (None, "9") and index == 9 for attr, index in shown), shown
+    # there and back before the server hears of it: the numbers are right again at once, nothing stays faded
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => !document.body.hasAttribute('data-robust-alpha-pending')", timeout=5000)
+    _settle(page, True)
+    assert "alpha=0.9" in page.evaluate("() => window.location.search")
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
