@@ -32,11 +32,15 @@ function install() {
   document.head.appendChild(style);
 
   function pending(on) {
-    if (pendingTimer) window.clearTimeout(pendingTimer);
+    if (on === (pendingTimer !== null)) return;
+    if (pendingTimer !== null) window.clearTimeout(pendingTimer);
     pendingTimer = null;
     if (on) {
       document.body.setAttribute("data-robust-alpha-pending", "");
-      pendingTimer = window.setTimeout(() => pending(false), 10000); // never leave a page faded for good
+      pendingTimer = window.setTimeout(() => {
+        pendingTimer = null; // never leave a page faded for good (a rerun that never came)
+        document.body.removeAttribute("data-robust-alpha-pending");
+      }, 10000);
     } else {
       document.body.removeAttribute("data-robust-alpha-pending");
     }

@@ -167,6 +167,24 @@ def built_with_frames(build: Callable[[int], go.Figure], n: int) -> list[go.Figu
     return figs
 
 
+def shared_built_with_frames(owner: object, key: tuple, build: Callable[[int], go.Figure], n: int) -> list[go.Figure]:
+    """``built_with_frames`` once per process for ``(owner, key)``, each figure already marked with its own grid
+    index: the figures are never changed afterwards, so every session draws them as they are (``st.plotly_chart``
+    copies a figure before sending it) and a slider move on the server is a list lookup."""
+    with _SHARED_LOCK:
+        figs = _SHARED.get(owner, {}).get(("built", key))
+    if figs is None:
+        figs = built_with_frames(build, n)
+        for k, fig in enumerate(figs):
+            set_index(fig, k)
+        with _SHARED_LOCK:
+            cache = _SHARED.setdefault(owner, {})
+            while len(cache) >= _SHARED_PER_VIEW:
+                cache.pop(next(iter(cache)))
+            cache[("built", key)] = figs
+    return figs
+
+
 def set_index(fig: go.Figure, i: int) -> go.Figure:
     """Tell the browser which grid index the server drew ``fig`` at (call after the page's own α setter)."""
     if not hasattr(fig, "_robust_alpha_frames"):

@@ -438,18 +438,6 @@ def per_class_figure(table: pd.DataFrame, column: str, title: str, max_bars: int
     return fig
 
 
-def set_per_class_alpha(
-    fig: go.Figure, table: pd.DataFrame, column: str, title: str, max_bars: int = 60, selected: str | None = None
-) -> go.Figure:
-    """Redraw ``per_class_figure``'s bars, axis and title from ``table`` (the per-class table at another alpha)."""
-    bars, xaxis, title = _per_class_props(table, column, title, max_bars, selected)
-    with fig.batch_update():
-        fig.data[0].update(bars)
-        fig.layout.xaxis.update(xaxis)
-        fig.layout.title.text = title
-    return fig
-
-
 def set_single_models_alpha(fig: go.Figure, curve: pd.DataFrame, id_name: str, i: int) -> go.Figure:
     """Move ``single_models_figure``'s theta(alpha) marker to grid point ``i``."""
     for trace in fig.data:

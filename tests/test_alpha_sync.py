@@ -17,7 +17,6 @@ from dashboard.charts import (
     per_class_figure,
     reliability_figure,
     set_er_alpha,
-    set_per_class_alpha,
     set_reliability_alpha,
     set_tradeoff_alpha,
     set_vline_alpha,
@@ -121,26 +120,17 @@ def test_label_free_vline_frames(view):
     assert frames["traces"] == [] and [s["x0"] for s in (fr["layout"]["shapes"][0] for fr in frames["frames"])] == alphas
 
 
-def _builder_and_setter(view, kind):
-    dataset, alphas = view.shifts[0], view.alphas("ft")
-    if kind == "reliability":
-        return (
-            lambda k: reliability_figure(view.reliability("ft", dataset, k), "Reliability"),
-            lambda f, k: set_reliability_alpha(f, view.reliability("ft", dataset, k)),
-        )
-    column = "θ(α) − zero-shot"
-    return (
-        lambda k: per_class_figure(view.per_class("ft", dataset, k), column, f"θ({alphas[k]:.2f})", selected="digit two"),
-        lambda f, k: set_per_class_alpha(f, view.per_class("ft", dataset, k), column, f"θ({alphas[k]:.2f})", selected="digit two"),
-    )
+def test_moving_the_reliability_diagram_equals_building_it_at_that_alpha(view):
+    """Calibration moves the reliability diagram instead of rebuilding it at every alpha: the moved figure equals
+    the one built at that alpha, and so do its frames applied in the browser."""
+    dataset, n = view.shifts[0], len(view.alphas("ft"))
 
+    def build(k):
+        return reliability_figure(view.reliability("ft", dataset, k), "Reliability")
 
-@pytest.mark.parametrize("kind", ["reliability", "per-class"])
-def test_moving_a_chart_equals_building_it_at_that_alpha(view, kind):
-    """The pages move the reliability diagram and the per-class bars instead of rebuilding them at every alpha:
-    the moved figure equals the one built at that alpha, and so do its frames applied in the browser."""
-    build, move = _builder_and_setter(view, kind)
-    n = len(view.alphas("ft"))
+    def move(f, k):
+        return set_reliability_alpha(f, view.reliability("ft", dataset, k))
+
     fig = build(n // 2)
     _check_every_move(fig, move, n)
     for k in range(n):
@@ -232,3 +222,20 @@ def test_shared_frames_are_computed_once_per_view_and_key():
     alpha_sync.attach_frames(chart(), move, 3, shared=(first, ("chart", "lp")))
     alpha_sync.attach_frames(chart(), move, 3, shared=(second, ("chart", "ft")))
     assert len(calls) == 9  # another key, another view: computed anew
+
+
+def test_shared_built_figures_carry_their_own_index_and_are_built_once():
+    class View:
+        pass
+
+    builds = []
+
+    def build(k):
+        builds.append(k)
+        return go.Figure(go.Bar(x=["a", "b"], y=[k, -k]))
+
+    owner = View()
+    figs = alpha_sync.shared_built_with_frames(owner, ("pc", "ft"), build, 4)
+    assert [alpha_sync.frames_of(f)["index"] for f in figs] == [0, 1, 2, 3]
+    assert alpha_sync.shared_built_with_frames(owner, ("pc", "ft"), build, 4) is figs and builds == [0, 1, 2, 3]
+    assert alpha_sync.frames_of(figs[0])["frames"][3]["data"][0]["y"] == [3, -3]

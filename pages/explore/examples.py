@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from dashboard.alpha_sync import attach_frames, set_index
-from dashboard.charts import PLOTLY_CONFIG, example_cards_html, per_class_figure, set_per_class_alpha
+from dashboard.alpha_sync import shared_built_with_frames
+from dashboard.charts import PLOTLY_CONFIG, example_cards_html, per_class_figure
 from dashboard.state import ci_texts, download_csv, how_to_read, method_page, session_figure
 
 page = method_page("Examples & classes · {label}")
@@ -62,22 +62,17 @@ def examples_and_classes() -> None:
         key="pc-ft",
     )
     alphas = view.alphas(method)
-    column = "θ(α) − zero-shot"
-
-    def pc_at(fig, k):
-        return set_per_class_alpha(fig, view.per_class(method, dataset, k), column, f"θ({alphas[k]:.2f}) vs zero-shot", selected=selected)
-
-    pc_alpha = session_figure(  # one figure; its bars move along alpha (frames for the browser)
-        ("pc-alpha", id(view), method, dataset, selected),
-        lambda: attach_frames(
-            per_class_figure(per_class, column, "θ(α) vs zero-shot", selected=selected),
-            pc_at,
-            len(alphas),
-            shared=(view, ("pc-alpha", method, dataset, selected)),
+    # one figure per grid alpha, built once per process and shared by the sessions (a move is a lookup), with frames
+    per_alpha = shared_built_with_frames(
+        view,
+        ("pc-alpha", method, dataset, selected),
+        lambda k: per_class_figure(
+            view.per_class(method, dataset, k), "θ(α) − zero-shot", f"θ({alphas[k]:.2f}) vs zero-shot", selected=selected
         ),
+        len(alphas),
     )
     c2.plotly_chart(
-        set_index(pc_at(pc_alpha, i), i),
+        per_alpha[i],
         width="stretch",
         config=PLOTLY_CONFIG,
         key="pc-alpha",
