@@ -97,14 +97,13 @@ function install() {
         update[a][p] = attrs[a];
       }
     });
-    gd.__robustShown = k;
-    gd.__robustLayout = gd.layout;
     try {
       window.Plotly.update(gd, update, layout, s.traces);
     } catch (err) {
       console.warn("alpha sync: could not move a chart", err);
     }
-    gd.__robustLayout = gd.layout; // relayout keeps the object; set again in case a version replaces it
+    gd.__robustShown = k;
+    gd.__robustLayout = gd.layout; // what this script drew; a Streamlit redraw replaces the layout object
     gd.setAttribute("data-robust-alpha", String(k));
   }
 
@@ -114,7 +113,13 @@ function install() {
     if (!gd.__robustHooked && typeof gd.on === "function") {
       gd.__robustHooked = true;
       // a Streamlit rerun re-renders the chart at the server's index: catch up if the slider has moved on
-      gd.on("plotly_afterplot", () => window.requestAnimationFrame(() => syncChart(gd, current())));
+      gd.on("plotly_afterplot", () =>
+        window.requestAnimationFrame(() => {
+          const k = current();
+          syncChart(gd, k);
+          refreshPending(k);
+        }),
+      );
     }
     if (k === null || k === undefined) return;
     if (gd.__robustShown !== undefined && gd.__robustLayout !== gd.layout) {
@@ -126,12 +131,12 @@ function install() {
       apply(gd, s, k);
     } else if (shown(gd, s) !== k) apply(gd, s, k);
     else gd.setAttribute("data-robust-alpha", String(k));
-    refreshPending(k);
   }
 
   // The page's numbers belong to the alpha the server last drew: faded while any chart's server index differs
   // from the slider's, cleared as soon as they agree (a rerun arrived, or the slider came back).
   function refreshPending(k) {
+    if (k === null || k === undefined) return;
     let stale = false;
     document.querySelectorAll(".js-plotly-plot").forEach((gd) => {
       const s = spec(gd);

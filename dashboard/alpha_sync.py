@@ -110,7 +110,9 @@ def compute_frames(fig: go.Figure, move: Callable[[go.Figure, int], object], n: 
 def _pack(frames: dict | None) -> dict | None:
     """Frames as the figure carries them: one JSON string (a string is not deep-copied or walked by plotly's
     serialiser on every rerun, as nested lists would be), parsed once per chart by the page script."""
-    return None if frames is None else {**frames, "json": json.dumps(frames, separators=(",", ":"), allow_nan=False)}
+    if frames is None:
+        return None
+    return {"n": len(frames["frames"]), "json": json.dumps(frames, separators=(",", ":"), allow_nan=False)}
 
 
 # Frames are plain data fixed by (store, method, chart options): computed once per process and shared by every
@@ -118,9 +120,20 @@ def _pack(frames: dict | None) -> dict | None:
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SHARED_LOCK = threading.Lock()
 _SHARED_PER_VIEW = 256
-
-
 _MISSING = object()
+
+
+def _shared_get(owner: object, key: tuple):
+    with _SHARED_LOCK:
+        return _SHARED.get(owner, {}).get(key, _MISSING)
+
+
+def _shared_put(owner: object, key: tuple, value) -> None:
+    with _SHARED_LOCK:
+        cache = _SHARED.setdefault(owner, {})
+        while len(cache) >= _SHARED_PER_VIEW:
+            cache.pop(next(iter(cache)))
+        cache[key] = value
 
 
 def attach_frames(
@@ -131,36 +144,27 @@ def attach_frames(
     ``shared=(view, key)``: the frames of this chart are the same for every session that draws it with the same
     key; the first session computes them, later ones reuse them (``move`` is then not called at all).
     """
-    packed = _MISSING
-    if shared is not None:
-        owner, key = shared
-        with _SHARED_LOCK:
-            packed = _SHARED.get(owner, {}).get(key, _MISSING)
+    packed = _MISSING if shared is None else _shared_get(*shared)
     if packed is _MISSING:
         try:
             packed = _pack(compute_frames(fig, move, n))
         except ValueError:  # the setter adds or removes traces: the figure moves with the rerun only
             packed = None
         if shared is not None:
-            with _SHARED_LOCK:
-                cache = _SHARED.setdefault(owner, {})
-                while len(cache) >= _SHARED_PER_VIEW:
-                    cache.pop(next(iter(cache)))
-                cache[key] = packed
+            _shared_put(*shared, packed)
     fig._robust_alpha_frames = packed  # noqa: SLF001 - reused by set_index without re-reading the validated meta
     return fig if packed is None else set_index(fig, n - 1)
 
 
 def built_with_frames(build: Callable[[int], go.Figure], n: int) -> list[go.Figure]:
-    """For a figure rebuilt at each α (reliability bins, per-class bars): the figure at every grid index, each
-    carrying the frames of all of them (show ``figs[i]`` after ``set_index(figs[i], i)``). The builds must
-    have the same traces."""
+    """For a figure rebuilt at each α (per-class bars): the figure at every grid index, each carrying the frames
+    of all of them (show ``figs[i]`` after ``set_index(figs[i], i)``). The builds must have the same traces."""
     if n < 1:
         raise ValueError(f"an alpha grid has at least one point, got n={n}")
     figs = [build(k) for k in range(n)]
     try:
         frames = _pack(_frames([_snapshot(f) for f in figs]))
-    except ValueError:  # e.g. theta(alpha) has no reliability bins at some alpha (a top-k store): server-only moves
+    except ValueError:  # the builds have other traces at other alphas: server-only moves
         frames = None
     for fig in figs:
         fig._robust_alpha_frames = frames  # noqa: SLF001
@@ -171,17 +175,12 @@ def shared_built_with_frames(owner: object, key: tuple, build: Callable[[int], g
     """``built_with_frames`` once per process for ``(owner, key)``, each figure already marked with its own grid
     index: the figures are never changed afterwards, so every session draws them as they are (``st.plotly_chart``
     copies a figure before sending it) and a slider move on the server is a list lookup."""
-    with _SHARED_LOCK:
-        figs = _SHARED.get(owner, {}).get(("built", key))
-    if figs is None:
+    figs = _shared_get(owner, ("built", key))
+    if figs is _MISSING:
         figs = built_with_frames(build, n)
         for k, fig in enumerate(figs):
             set_index(fig, k)
-        with _SHARED_LOCK:
-            cache = _SHARED.setdefault(owner, {})
-            while len(cache) >= _SHARED_PER_VIEW:
-                cache.pop(next(iter(cache)))
-            cache[("built", key)] = figs
+        _shared_put(owner, ("built", key), figs)
     return figs
 
 
@@ -192,8 +191,8 @@ def set_index(fig: go.Figure, i: int) -> go.Figure:
     frames = fig._robust_alpha_frames  # noqa: SLF001
     if frames is None:  # the figure's traces differ along alpha: it moves with the rerun only
         return fig
-    if not 0 <= i < len(frames["frames"]):
-        raise IndexError(f"grid index {i} is outside this figure's {len(frames['frames'])} α frames")
+    if not 0 <= i < frames["n"]:
+        raise IndexError(f"grid index {i} is outside this figure's {frames['n']} α frames")
     fig.layout.meta = {META_KEY: frames["json"], f"{META_KEY}_index": int(i)}
     return fig
 

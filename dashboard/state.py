@@ -240,6 +240,17 @@ def download_csv(frame, name: str, label: str = "Download CSV", index: bool = Tr
     )
 
 
+def moving_figure(view: RunView, key: tuple, build, move, n: int, i: int):
+    """A figure whose α parts move: built once per session (``session_figure``), with α frames computed once per
+    process and shared (``alpha_sync.attach_frames``), moved to grid index ``i`` by ``move(fig, k)`` (the page's
+    α setter) and marked with it for the browser.
+
+    ``key`` names the chart and its options (``("tradeoff", method, show_shifts)``), without the view.
+    """
+    fig = session_figure((key[0], id(view), *key[1:]), lambda: alpha_sync.attach_frames(build(), move, n, shared=(view, key)))
+    return alpha_sync.set_index(move(fig, i), i)
+
+
 def session_figure(key: tuple, build):
     """A figure (or a formatted table) kept for this browser session (LRU); pages update a figure's α parts in place.
 

@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from dashboard.alpha_sync import attach_frames, built_with_frames, set_index
 from dashboard.charts import PLOTLY_CONFIG, ece_curve_figure, reliability_figure, set_ece_alpha, set_reliability_alpha
-from dashboard.state import ci_texts, download_csv, how_to_read, method_page, plain, session_figure
+from dashboard.state import ci_texts, download_csv, how_to_read, method_page, moving_figure, plain, session_figure
 
 page = method_page("Calibration · {label}")
 view, method, i, alpha = page.view, page.method, page.i, page.alpha
@@ -71,31 +70,29 @@ if scaled:
     st.caption(f"Temperatures fitted on {plain(id_val)}: {plain(temps)}.")
 st.markdown("\n".join(f"- {plain(sentence)}" for sentence in view.narrate_calibration(method, i, dataset, scaled)))
 
-
-def _reliability():
-    """How to draw the reliability diagram at grid index k: one figure whose theta(alpha) traces move (with alpha
-    frames for the browser), or, where theta(alpha) lacks bins at some alpha (a top-k store), one figure per alpha."""
-    n = len(view.alphas(method))
-    title = f"Reliability on {dataset} ({which})"
-
-    def table(k):
-        return view.reliability(method, dataset, k, scaled)
-
-    if all(view.has_calibration(method, k) for k in range(n)):
-        fig = attach_frames(
-            reliability_figure(table(i), title),
-            lambda f, k: set_reliability_alpha(f, table(k)),
-            n,
-            shared=(view, ("reliability", method, dataset, scaled)),
-        )
-        return lambda k: set_index(set_reliability_alpha(fig, table(k)), k)
-    figs = built_with_frames(lambda k: reliability_figure(table(k), title), n)
-    return lambda k: set_index(figs[k], k)
+n_alphas = len(view.alphas(method))
+reliability_title = f"Reliability on {dataset} ({which})"
 
 
-reliability_at = session_figure(("reliability", id(view), method, dataset, scaled), _reliability)
+def _reliability_table(k):
+    return view.reliability(method, dataset, k, scaled)
+
+
+if all(view.has_calibration(method, k) for k in range(n_alphas)):  # theta(alpha) has bins at every alpha: it moves
+    reliability = moving_figure(
+        view,
+        ("reliability", method, dataset, scaled),
+        lambda: reliability_figure(_reliability_table(i), reliability_title),
+        lambda f, k: set_reliability_alpha(f, _reliability_table(k)),
+        n_alphas,
+        i,
+    )
+else:  # a top-k store calibrates its endpoints only: one figure per alpha, moved by the rerun
+    reliability = session_figure(
+        ("reliability", id(view), method, dataset, i, scaled), lambda: reliability_figure(_reliability_table(i), reliability_title)
+    )
 st.plotly_chart(
-    reliability_at(i),
+    reliability,
     width="stretch",
     config=PLOTLY_CONFIG,
     key="reliability-chart",
@@ -104,16 +101,14 @@ st.plotly_chart(
 st.subheader("ECE along α")
 curve = view.ece_curve(method, scaled)
 grid = [float(a) for a in view.alphas(method)]
-fig = session_figure(
-    ("ece-curve", id(view), method, scaled),
-    lambda: attach_frames(
-        ece_curve_figure(curve, view.id, view.shifts, alpha, f"ECE of θ(α) per set ({which})"),
-        lambda f, k: set_ece_alpha(f, curve, grid[k]),
-        len(grid),
-        shared=(view, ("ece-curve", method, scaled)),
-    ),
+fig = moving_figure(
+    view,
+    ("ece-curve", method, scaled),
+    lambda: ece_curve_figure(curve, view.id, view.shifts, alpha, f"ECE of θ(α) per set ({which})"),
+    lambda f, k: set_ece_alpha(f, curve, grid[k]),
+    len(grid),
+    i,
 )
-set_index(set_ece_alpha(fig, curve, alpha), i)
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="ece-curve-chart")
 st.caption(
     "α = 0 is the zero-shot model, α = 1 the fine-tuned one; OOD avg is the mean ECE over the shifts. Dotted: the ID "

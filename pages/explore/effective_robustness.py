@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from dashboard.alpha_sync import attach_frames, set_index
 from dashboard.charts import PLOTLY_CONFIG, er_figure, er_panels_figure, line_equation, set_er_alpha, set_panels_alpha
-from dashboard.state import download_csv, how_to_read, method_page, session_figure
+from dashboard.state import download_csv, how_to_read, method_page, moving_figure
 from robust_core.analysis import OOD_AVG
 from robust_core.labelspace import has_class_subset_axis
 
@@ -60,16 +59,14 @@ if overlay:
         overlays = overlay_points("ood-avg" if target == OOD_AVG else target)
 x_label = f"ImageNet (on {target}'s classes)" if subset_axis else view.id
 others = {view.method_label(m): c for m, c in view.er_curves(target, axis_of=method).items() if m != method} if all_curves else None
-fig = session_figure(
-    ("er", id(view), method, target, transform, overlay, zoom, all_curves),
-    lambda: attach_frames(
-        er_figure(er, transform, i, x_label, target, label, overlays, show_cloud=True, zoom=zoom, others=others),
-        lambda f, k: set_er_alpha(f, er, transform, k),
-        len(er["curve"]),
-        shared=(view, ("er", method, target, transform, overlay, zoom, all_curves)),
-    ),
+fig = moving_figure(
+    view,
+    ("er", method, target, transform, overlay, zoom, all_curves),
+    lambda: er_figure(er, transform, i, x_label, target, label, overlays, show_cloud=True, zoom=zoom, others=others),
+    lambda f, k: set_er_alpha(f, er, transform, k),
+    len(er["curve"]),
+    i,
 )
-set_index(set_er_alpha(fig, er, transform, i), i)
 
 
 def _set_alpha_from_click() -> None:
@@ -142,14 +139,12 @@ if len(view.shifts) > 1 and st.toggle(
     )
     panels = {s: view.er_data(method, s, transform, intervals=False) for s in view.shifts}
     x_labels = {s: (f"ImageNet on {s}'s classes" if view.x_axis(method, s) == "class-subset" else view.id) for s in view.shifts}
-    panel_fig = session_figure(
-        ("er-panels", id(view), method, transform),
-        lambda: attach_frames(
-            er_panels_figure(panels, transform, i, method, label, x_labels),
-            lambda f, k: set_panels_alpha(f, panels, transform, k),
-            len(view.alphas(method)),
-            shared=(view, ("er-panels", method, transform)),
-        ),
+    panel_fig = moving_figure(
+        view,
+        ("er-panels", method, transform),
+        lambda: er_panels_figure(panels, transform, i, method, label, x_labels),
+        lambda f, k: set_panels_alpha(f, panels, transform, k),
+        len(view.alphas(method)),
+        i,
     )
-    set_index(set_panels_alpha(panel_fig, panels, transform, i), i)
     st.plotly_chart(panel_fig, width="stretch", config=PLOTLY_CONFIG, key="er-panels")

@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from dashboard.alpha_sync import attach_frames, set_index
 from dashboard.charts import (
     PLOTLY_CONFIG,
     label_free_figure,
@@ -12,7 +11,7 @@ from dashboard.charts import (
     single_models_figure,
     tradeoff_figure,
 )
-from dashboard.state import ci_texts, delta_caption, download_csv, how_to_read, method_page, pct, points, session_figure
+from dashboard.state import ci_texts, delta_caption, download_csv, how_to_read, method_page, moving_figure, pct, points, session_figure
 from robust_core.analysis import REFERENCES
 
 page = method_page("ID / OOD tradeoff · {label}")
@@ -53,16 +52,14 @@ st.markdown("\n".join(f"- {sentence}" for sentence in view.narrate_tradeoff(meth
 
 show_shifts = st.toggle("Show every shift", value=True)
 wise, ensemble = view.curves(method, "wise"), view.curves(method, "ensemble")
-fig = session_figure(
-    ("tradeoff", id(view), method, show_shifts),
-    lambda: attach_frames(
-        tradeoff_figure(wise, ensemble, view.id, view.shifts, i, show_shifts),
-        lambda f, k: set_tradeoff_alpha(f, wise, k),
-        len(wise),
-        shared=(view, ("tradeoff", method, show_shifts)),
-    ),
+fig = moving_figure(
+    view,
+    ("tradeoff", method, show_shifts),
+    lambda: tradeoff_figure(wise, ensemble, view.id, view.shifts, i, show_shifts),
+    lambda f, k: set_tradeoff_alpha(f, wise, k),
+    len(wise),
+    i,
 )
-set_index(set_tradeoff_alpha(fig, wise, i), i)
 st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="tradeoff-chart")
 st.caption(" ".join(view.narrate_path(method)))
 
@@ -121,16 +118,14 @@ if len(singles):
         "(Kumar et al.'s baseline for LP-FT). Each is compared with θ(α) on the same images (paired intervals)."
     )
     curve = view.curves(method)
-    singles_fig = session_figure(
-        ("single-models", id(view), method),
-        lambda: attach_frames(
-            single_models_figure(curve, view.id, singles, i, page.label),
-            lambda f, k: set_single_models_alpha(f, curve, view.id, k),
-            len(curve),
-            shared=(view, ("single-models", method)),
-        ),
+    singles_fig = moving_figure(
+        view,
+        ("single-models", method),
+        lambda: single_models_figure(curve, view.id, singles, i, page.label),
+        lambda f, k: set_single_models_alpha(f, curve, view.id, k),
+        len(curve),
+        i,
     )
-    set_index(set_single_models_alpha(singles_fig, curve, view.id, i), i)
     st.plotly_chart(singles_fig, width="stretch", config=PLOTLY_CONFIG, key="single-models")
     shown = singles.assign(
         **{
@@ -202,15 +197,14 @@ download_csv(picks, f"{page.run}-{method}-alpha-picks.csv")
 st.subheader("How good is the label-free OOD estimate?")
 lf = view.label_free(method)
 lf_alphas = [float(a) for a in lf.index]
-lf_fig = session_figure(
-    ("label-free", id(view), method),
-    lambda: attach_frames(
-        label_free_figure(lf, alpha),
-        lambda f, k: set_vline_alpha(f, lf_alphas[k]),
-        len(lf_alphas),
-        shared=(view, ("label-free", method)),
-    ),
+lf_fig = moving_figure(
+    view,
+    ("label-free", method),
+    lambda: label_free_figure(lf, alpha),
+    lambda f, k: set_vline_alpha(f, lf_alphas[k]),
+    len(lf_alphas),
+    i,
 )
-st.plotly_chart(set_index(set_vline_alpha(lf_fig, lf_alphas[i]), i), width="stretch", config=PLOTLY_CONFIG, key="labelfree-chart")
+st.plotly_chart(lf_fig, width="stretch", config=PLOTLY_CONFIG, key="labelfree-chart")
 st.caption(f"Mean absolute error of the estimate across the α grid: {100 * lf['error'].abs().mean():.2f} points.")
 download_csv(lf, f"{page.run}-{method}-label-free.csv")
