@@ -3,10 +3,14 @@
 Streamlit sends a slider's value to the server only after a debounce, then reruns the page; a chart's α
 marker used to move only when that rerun had been drawn (a few hundred ms after the key press). Here a figure
 carries its own α frames: for every grid point, the values of the traces and layout keys that change along α
-(``attach_frames``). A small script in the page (``alpha_sync.js``, mounted once in the sidebar by ``mount``)
+(``shared_specs``, ``built_with_frames``). A small script in the page (``alpha_sync.js``, mounted once in the sidebar by ``mount``)
 watches the slider and applies the frame of the slider's grid index to every such chart as the thumb moves.
 The page's numbers, cards and tables still come from the rerun; the rerun also redraws every chart at the
 server's α, so the browser never keeps a state the server did not compute.
+
+On the server a framed chart is built once per process: its spec at grid index k is frame k applied to that
+build's spec (``apply_frame``, what the page script does), kept as a ``FigureSpec`` that every session sends
+as it is (``shared_specs``); tests check it against the figure the page's setter moves to k.
 
 Frames are computed from the page's own α setters (the functions that move a figure's α parts on the server),
 so the browser shows exactly what a rerun at that α would draw.
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 META_KEY = "robust_alpha"
 _JS = Path(__file__).with_name("alpha_sync.js").read_text()
@@ -136,26 +141,6 @@ def _shared_put(owner: object, key: tuple, value) -> None:
         cache[key] = value
 
 
-def attach_frames(
-    fig: go.Figure, move: Callable[[go.Figure, int], object], n: int, shared: tuple[object, tuple] | None = None
-) -> go.Figure:
-    """Compute ``fig``'s α frames (``compute_frames``) and keep them on the figure for the browser.
-
-    ``shared=(view, key)``: the frames of this chart are the same for every session that draws it with the same
-    key; the first session computes them, later ones reuse them (``move`` is then not called at all).
-    """
-    packed = _MISSING if shared is None else _shared_get(*shared)
-    if packed is _MISSING:
-        try:
-            packed = _pack(compute_frames(fig, move, n))
-        except ValueError:  # the setter adds or removes traces: the figure moves with the rerun only
-            packed = None
-        if shared is not None:
-            _shared_put(*shared, packed)
-    fig._robust_alpha_frames = packed  # noqa: SLF001 - reused by set_index without re-reading the validated meta
-    return fig if packed is None else set_index(fig, n - 1)
-
-
 def built_with_frames(build: Callable[[int], go.Figure], n: int) -> list[go.Figure]:
     """For a figure rebuilt at each α (per-class bars): the figure at every grid index, each carrying the frames
     of all of them (show ``figs[i]`` after ``set_index(figs[i], i)``). The builds must have the same traces."""
@@ -172,14 +157,11 @@ def built_with_frames(build: Callable[[int], go.Figure], n: int) -> list[go.Figu
 
 
 def shared_built_with_frames(owner: object, key: tuple, build: Callable[[int], go.Figure], n: int) -> list[go.Figure]:
-    """``built_with_frames`` once per process for ``(owner, key)``, each figure already marked with its own grid
-    index: the figures are never changed afterwards, so every session draws them as they are (``st.plotly_chart``
-    copies a figure before sending it) and a slider move on the server is a list lookup."""
+    """``built_with_frames`` once per process for ``(owner, key)``, each figure marked with its own grid index and
+    frozen (``FigureSpec``): every session draws them as they are and a slider move on the server is a lookup."""
     figs = _shared_get(owner, ("built", key))
     if figs is _MISSING:
-        figs = built_with_frames(build, n)
-        for k, fig in enumerate(figs):
-            set_index(fig, k)
+        figs = [freeze(set_index(fig, k)) for k, fig in enumerate(built_with_frames(build, n))]
         _shared_put(owner, ("built", key), figs)
     return figs
 
@@ -187,7 +169,7 @@ def shared_built_with_frames(owner: object, key: tuple, build: Callable[[int], g
 def set_index(fig: go.Figure, i: int) -> go.Figure:
     """Tell the browser which grid index the server drew ``fig`` at (call after the page's own α setter)."""
     if not hasattr(fig, "_robust_alpha_frames"):
-        raise ValueError("this figure has no α frames: build it with attach_frames or built_with_frames first")
+        raise ValueError("this figure has no α frames: build it with shared_specs or built_with_frames first")
     frames = fig._robust_alpha_frames  # noqa: SLF001
     if frames is None:  # the figure's traces differ along alpha: it moves with the rerun only
         return fig
@@ -199,10 +181,131 @@ def set_index(fig: go.Figure, i: int) -> go.Figure:
 
 def frames_of(fig: go.Figure) -> dict | None:
     """The frames a figure carries, as the browser reads them (``traces``, ``frames``, ``index``), or None."""
-    meta = fig.layout.meta
+    meta = fig.to_dict()["layout"].get("meta") if isinstance(fig, FigureSpec) else fig.layout.meta
     if not isinstance(meta, dict) or META_KEY not in meta:
         return None
     return {**json.loads(meta[META_KEY]), "index": meta[f"{META_KEY}_index"]}
+
+
+class FigureSpec(go.Figure):
+    """A finished figure held as the JSON-ready dict plotly made of it (``freeze``), for ``st.plotly_chart``.
+
+    ``st.plotly_chart`` calls ``to_dict()`` on a plotly Figure: a deep copy of the whole figure with every array
+    base64-encoded, on every rerun (1-3 ms a chart); a plain dict it would re-validate through ``go.Figure``
+    (slower). A FigureSpec is a Figure whose ``to_dict`` returns the dict it was made from, so a chart that did
+    not change costs nothing to prepare; the dict was built and validated by plotly once. It is shared between
+    sessions and must not be changed (Streamlit only reads it; ``tests/test_alpha_sync.py`` checks both). Use
+    ``to_dict()`` to read it: plotly's figure API (``.data``, ``.layout``, ``update``) is not available.
+    """
+
+    def __init__(self, spec: dict):  # noqa: D107 - plotly's __init__ would validate the spec again
+        object.__setattr__(self, "_spec", spec)
+
+    def to_dict(self) -> dict:
+        return self._spec
+
+    to_plotly_json = to_dict
+
+    def __repr__(self) -> str:
+        return f"FigureSpec({len(self._spec.get('data', []))} traces)"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, FigureSpec) and other._spec == self._spec
+
+    __hash__ = None
+
+
+def _json_ready(fig: go.Figure) -> dict:
+    """The figure as plotly.js reads it: plotly's own JSON (numeric arrays as base64 typed arrays), parsed back.
+
+    Each rerun, Streamlit's ``plotly.io.to_json`` walks the dict it is given; ``to_dict()``'s nested numpy arrays
+    and lists make that walk ten times longer than this form's strings."""
+    return json.loads(pio.to_json(fig, validate=False))
+
+
+def freeze(fig: go.Figure) -> FigureSpec:
+    """``fig`` as a FigureSpec (what ``st.plotly_chart`` would send for it, prepared once)."""
+    return fig if isinstance(fig, FigureSpec) else FigureSpec(_json_ready(fig))
+
+
+def _set_path(obj: dict, path: str, value) -> None:
+    """Set ``marker.color`` in a trace dict, copying each dict on the way (the spec's dicts are shared)."""
+    *head, last = path.split(".")
+    for key in head:
+        obj[key] = obj = dict(obj.get(key) or {})
+    if value is None:  # what Plotly.update does with null: the attribute goes back to its default
+        obj.pop(last, None)
+    else:
+        obj[last] = value
+
+
+def apply_frame(spec: dict, frames: dict, k: int) -> dict:
+    """``spec`` (a figure's dict) with frame ``k`` applied as the page script applies it (``Plotly.update`` of the
+    changed attributes of the changed traces and the changed layout keys), marked with index ``k``; ``spec`` is
+    not changed (only what the frame touches is copied)."""
+    frame = frames["frames"][k]
+    data = list(spec["data"])
+    for p, j in enumerate(frames["traces"]):
+        trace = data[j] = dict(data[j])
+        for attr, value in frame["data"][p].items():
+            _set_path(trace, attr, value)
+    layout = dict(spec["layout"])
+    for key, value in frame["layout"].items():
+        if value is None:
+            layout.pop(key, None)
+        else:
+            layout[key] = value
+    layout["meta"] = {**layout["meta"], f"{META_KEY}_index": int(k)}
+    return {**spec, "data": data, "layout": layout}
+
+
+class AlphaSpecs:
+    """One chart at every grid index as FigureSpecs, from a single build: frame ``k`` applied to the build's spec.
+
+    Made by ``shared_specs`` once per process and chart; ``specs[k]`` is computed on first use and kept.
+    """
+
+    def __init__(self, base: dict, frames: dict):
+        self._base, self._frames = base, frames
+        self._specs: list[FigureSpec | None] = [None] * len(frames["frames"])
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __getitem__(self, k: int) -> FigureSpec:
+        if not 0 <= k < len(self._specs):
+            raise IndexError(f"grid index {k} is outside this figure's {len(self._specs)} α frames")
+        spec = self._specs[k]
+        if spec is None:  # two sessions may compute the same k at once: equal results, either is kept
+            spec = self._specs[k] = FigureSpec(apply_frame(self._base, self._frames, k))
+        return spec
+
+
+def shared_specs(owner: object, key: tuple, build: Callable[[], go.Figure], move: Callable[[go.Figure, int], object], n: int):
+    """The chart ``build()`` at every grid index, moved by ``move(fig, k)``: an ``AlphaSpecs`` made once per process
+    for ``(owner, key)`` and shared by every session (read-only), or None when the chart's traces change along α
+    (it has no frames; the caller builds and moves a figure of its own)."""
+    specs = _shared_get(owner, ("specs", key))
+    if specs is _MISSING:
+        fig = build()
+        try:
+            frames = compute_frames(fig, move, n)
+        except ValueError:  # the setter adds or removes traces: the figure moves with the rerun only
+            specs = None
+        else:
+            fig._robust_alpha_frames = _pack(frames)  # noqa: SLF001
+            specs = AlphaSpecs(_json_ready(set_index(fig, n - 1)), frames)
+        _shared_put(owner, ("specs", key), specs)
+    return specs
+
+
+def shared_figure(owner: object, key: tuple, build: Callable[[], go.Figure]) -> FigureSpec:
+    """An α-independent chart as a FigureSpec, built once per process for ``(owner, key)`` and shared by sessions."""
+    fig = _shared_get(owner, ("figure", key))
+    if fig is _MISSING:
+        fig = freeze(build())
+        _shared_put(owner, ("figure", key), fig)
+    return fig
 
 
 def mount() -> None:

@@ -388,6 +388,12 @@ def margin_figure(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def _in_points(fraction) -> np.ndarray:
+    """Accuracies or their differences (fractions) in points, to 0.001 of a point: far below what a chart or its
+    hover (0.1) shows, and a third of the bytes of full floats in the per-α frames every rerun sends."""
+    return np.round(100 * np.asarray(fraction, dtype=float), 3)
+
+
 def _per_class_props(table: pd.DataFrame, column: str, title: str, max_bars: int, selected: str | None) -> tuple[dict, dict, str]:
     """The bars', the x axis' and the title's properties of ``per_class_figure``."""
     if len(table) > max_bars:
@@ -401,8 +407,8 @@ def _per_class_props(table: pd.DataFrame, column: str, title: str, max_bars: int
         error_y = dict(
             type="data",
             symmetric=False,
-            array=100 * (ordered[f"{column} high"] - ordered[column]),
-            arrayminus=100 * (ordered[column] - ordered[f"{column} low"]),
+            array=_in_points(ordered[f"{column} high"] - ordered[column]),
+            arrayminus=_in_points(ordered[column] - ordered[f"{column} low"]),
             color="#555",
             thickness=1,
         )
@@ -412,10 +418,10 @@ def _per_class_props(table: pd.DataFrame, column: str, title: str, max_bars: int
     classes = list(ordered["class"])
     bars = dict(
         x=classes,
-        y=100 * ordered[column],
+        y=_in_points(ordered[column]),
         error_y=error_y,
         marker=dict(color=colours, line=dict(width=[3 if c == selected else 0 for c in classes], color="#000")),
-        customdata=np.stack([100 * ordered["zero-shot"], 100 * ordered["fine-tuned"], 100 * ordered["theta(alpha)"], ordered["n"]], axis=1),
+        customdata=np.stack([_in_points(ordered[c]) for c in ("zero-shot", "fine-tuned", "theta(alpha)")] + [ordered["n"]], axis=1),
     )
     ticktext = [f"<b>{c}</b>" if c == selected else c for c in classes]
     xaxis = dict(tickmode="array", tickvals=classes, ticktext=ticktext, tickangle=-60, tickfont=dict(size=10))
@@ -920,20 +926,23 @@ def example_cards_html(table: pd.DataFrame, thumbnails: list[bytes | None], alph
     from html import escape
 
     theta_col = next(c for c in table.columns if c.startswith("θ(") and c.endswith("top-3"))
+    models = (
+        ("ZS", "zero-shot right", "zero-shot top-3"),
+        ("FT", "fine-tuned right", "fine-tuned top-3"),
+        (f"θ({alpha:.2f})", "θ(α) right", theta_col),
+    )
+    columns_of = {c: table[c].tolist() for c in {"index", "label", *(c for m in models for c in m[1:])}}  # no per-row Series
     cards = []
-    for (_, row), png in zip(table.iterrows(), thumbnails):
+    for r, png in enumerate(thumbnails[: len(table)]):
         image = f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="">' if png is not None else ""
         lines = "".join(
-            f"<div><b>{who}</b> <span class='{'ok' if row[right] else 'no'}'>{'✓' if row[right] else '✗'}</span> {escape(str(row[col]))}</div>"
-            for who, right, col in (
-                ("ZS", "zero-shot right", "zero-shot top-3"),
-                ("FT", "fine-tuned right", "fine-tuned top-3"),
-                (f"θ({alpha:.2f})", "θ(α) right", theta_col),
-            )
+            f"<div><b>{who}</b> <span class='{'ok' if columns_of[right][r] else 'no'}'>{'✓' if columns_of[right][r] else '✗'}</span> "
+            f"{escape(str(columns_of[col][r]))}</div>"
+            for who, right, col in models
         )
         cards.append(
-            f"<div class='card'><div class='head'>{image}<div><b>{escape(str(row['label']))}</b><br>"
-            f"<span class='idx'>#{int(row['index'])}</span></div></div><div class='models'>{lines}</div></div>"
+            f"<div class='card'><div class='head'>{image}<div><b>{escape(str(columns_of['label'][r]))}</b><br>"
+            f"<span class='idx'>#{int(columns_of['index'][r])}</span></div></div><div class='models'>{lines}</div></div>"
         )
     style = (
         "<style>.ex-grid{display:grid;grid-template-columns:repeat(COLUMNS,1fr);gap:12px;font-family:'Source Sans Pro',sans-serif}"

@@ -234,21 +234,50 @@ def how_to_read(text: str) -> None:
 
 
 def download_csv(frame, name: str, label: str = "Download CSV", index: bool = True) -> None:
-    """A CSV download whose bytes are built when the button is clicked, not on every rerun (slider moves)."""
+    """A CSV download whose bytes are built when the button is clicked, not on every rerun (slider moves).
+
+    ``frame`` is a DataFrame or a function returning one (for a table that is only assembled for the file)."""
     st.download_button(
-        label, lambda: frame.to_csv(index=index).encode(), file_name=name, mime="text/csv", key=f"dl-{name}", on_click="ignore"
+        label,
+        lambda: (frame() if callable(frame) else frame).to_csv(index=index).encode(),
+        file_name=name,
+        mime="text/csv",
+        key=f"dl-{name}",
+        on_click="ignore",
     )
 
 
-def moving_figure(view: RunView, key: tuple, build, move, n: int, i: int):
-    """A figure whose α parts move: built once per session (``session_figure``), with α frames computed once per
-    process and shared (``alpha_sync.attach_frames``), moved to grid index ``i`` by ``move(fig, k)`` (the page's
-    α setter) and marked with it for the browser.
+def session_table(key: tuple, build):
+    """``build()``'s DataFrame as the Arrow table ``st.dataframe`` sends, made once per session and key.
 
+    ``st.dataframe`` converts a DataFrame to Arrow on every rerun (most of its cost); given the ``pyarrow.Table`` it
+    only writes it out. The conversion is pyarrow's ``Table.from_pandas``, as Streamlit's own, so the index and
+    the pandas types show the same (column_config applies by column name as before).
+    """
+    import pyarrow as pa
+
+    return session_figure(("table", *key), lambda: pa.Table.from_pandas(build()))
+
+
+def moving_figure(view: RunView, key: tuple, build, move, n: int, i: int):
+    """A figure whose α parts move, at grid index ``i``: ``build()`` once per process, its α frames from the page's
+    own setter ``move(fig, k)`` (``alpha_sync.shared_specs``), and the spec at every index shared by the sessions,
+    so a slider move is a lookup (no figure is moved, copied or re-validated on the rerun).
+
+    A chart whose traces change along α has no frames: this session builds its own figure and moves it.
     ``key`` names the chart and its options (``("tradeoff", method, show_shifts)``), without the view.
     """
-    fig = session_figure((key[0], id(view), *key[1:]), lambda: alpha_sync.attach_frames(build(), move, n, shared=(view, key)))
-    return alpha_sync.set_index(move(fig, i), i)
+    specs = alpha_sync.shared_specs(view, key, build, move, n)
+    if specs is not None:
+        return specs[i]
+    fig = session_figure((key[0], id(view), *key[1:]), build)
+    move(fig, i)
+    return fig
+
+
+def shared_figure(view: RunView, key: tuple, build):
+    """An α-independent figure, built once per process and shared by sessions (``alpha_sync.shared_figure``)."""
+    return alpha_sync.shared_figure(view, key, build)
 
 
 def session_figure(key: tuple, build):

@@ -2,7 +2,7 @@
 
 The dashboard's slow tables are functions of (method, alpha index, set) only: the paired intervals of
 theta(alpha) against both endpoints at every grid alpha, the per-class table with its per-class intervals,
-the overrides, the margin summaries and the single models (soups) against theta(alpha); and, once per method,
+the overrides, the margin summaries, the confidence intervals (mean margins, fine-tuned − zero-shot) and the single models (soups) against theta(alpha); and, once per method,
 the diversity table (KL and CKA read the full logits) and the label-free OOD estimate along the grid. ``write_summaries(store)`` computes them with the same ``RunView``
 code the app runs and stores them as parquet files listed (with their sha256) in the manifest; ``RunView``
 then reads them instead of recomputing, so the first visit of any alpha is a lookup. A store without
@@ -43,6 +43,20 @@ def _tables(store: Store):
             yield table_path(m, f"per_class-{ds}"), pd.concat([view.per_class(m, ds, i).assign(alpha_index=i) for i in range(n)])
             margins = [view.margin_summary(m, ds, i).reset_index().assign(alpha_index=i) for i in range(n)]
             yield table_path(m, f"margins-{ds}"), pd.concat(margins)
+            yield table_path(m, f"confidence-{ds}"), _confidence_table(view.confidence_evidence(m, ds))
+
+
+def _confidence_table(intervals: dict) -> pd.DataFrame:
+    """``confidence_evidence``'s two intervals as rows (``n`` = 0 where one model has no such predictions)."""
+    nan = float("nan")
+    return pd.DataFrame(
+        [
+            {"name": name, "estimate": iv.estimate, "low": iv.low, "high": iv.high, "level": iv.level, "n": iv.n}
+            if iv is not None
+            else {"name": name, "estimate": nan, "low": nan, "high": nan, "level": nan, "n": 0}
+            for name, iv in intervals.items()
+        ]
+    )
 
 
 def write_summaries(store: Store, log=None) -> Store:

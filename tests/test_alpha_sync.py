@@ -14,6 +14,7 @@ import pytest
 from dashboard import alpha_sync
 from dashboard.charts import (
     er_figure,
+    label_free_figure,
     per_class_figure,
     reliability_figure,
     set_er_alpha,
@@ -161,6 +162,18 @@ def test_rebuilt_figures_frames_reproduce_each_build(view, kind):
     assert all(isinstance(v, list) for trace in frames["frames"][0]["data"] for a, v in trace.items() if a in ("x", "y", "customdata"))
 
 
+class _Owner:  # stands in for a RunView: specs and frames are shared per view object, never across views
+    pass
+
+
+def _one_trace():
+    return go.Figure(go.Scatter(x=[0], y=[0]))
+
+
+def _move_y(fig, k):
+    fig.data[0].update(y=[k])
+
+
 def test_figures_whose_traces_change_move_with_the_rerun_only():
     def build(k):
         return go.Figure([go.Scatter(x=[0], y=[k])] * (1 + k % 2))
@@ -171,13 +184,16 @@ def test_figures_whose_traces_change_move_with_the_rerun_only():
     def grow(fig, k):
         fig.add_scatter(x=[k], y=[k])
 
-    fig = alpha_sync.attach_frames(go.Figure(), grow, 3)
-    assert alpha_sync.frames_of(alpha_sync.set_index(fig, 0)) is None
+    assert alpha_sync.shared_specs(_Owner(), ("grow",), go.Figure, grow, 3) is None  # the page moves its own figure
 
 
-def test_set_index_checks_its_inputs():
-    fig = alpha_sync.attach_frames(go.Figure(go.Scatter(x=[0], y=[0])), lambda f, k: f.data[0].update(y=[k]), 4)
-    assert alpha_sync.frames_of(fig)["index"] == 3
+def test_indices_are_checked():
+    specs = alpha_sync.shared_specs(_Owner(), ("c",), _one_trace, _move_y, 4)
+    assert len(specs) == 4
+    assert [alpha_sync.frames_of(specs[k])["index"] for k in range(4)] == [0, 1, 2, 3]
+    with pytest.raises(IndexError, match="outside"):
+        specs[4]
+    fig = alpha_sync.built_with_frames(lambda k: go.Figure(go.Scatter(x=[0], y=[k])), 4)[0]
     assert alpha_sync.frames_of(alpha_sync.set_index(fig, 1))["index"] == 1
     with pytest.raises(IndexError, match="outside"):
         alpha_sync.set_index(fig, 4)
@@ -191,8 +207,8 @@ def test_frames_survive_plotly_serialisation_with_numpy_values():
     def move(fig, k):
         fig.data[0].update(y=np.arange(3, dtype=float) * k, marker=dict(color=["red", "blue", "green"][k]))
 
-    fig = alpha_sync.attach_frames(go.Figure(go.Scatter(x=np.arange(3), y=np.zeros(3))), move, 3)
-    meta = json.loads(pio.to_json(fig, validate=False))["layout"]["meta"]
+    spec = alpha_sync.shared_specs(_Owner(), ("np",), lambda: go.Figure(go.Scatter(x=np.arange(3), y=np.zeros(3))), move, 3)[2]
+    meta = json.loads(pio.to_json(spec.to_dict(), validate=False))["layout"]["meta"]
     sent = json.loads(meta[alpha_sync.META_KEY])  # one JSON string, parsed by the page script
     assert meta[f"{alpha_sync.META_KEY}_index"] == 2
     assert sent["traces"] == [0]
@@ -200,41 +216,121 @@ def test_frames_survive_plotly_serialisation_with_numpy_values():
     assert "y" in sent["frames"][0]["data"][0]
 
 
-def test_shared_frames_are_computed_once_per_view_and_key():
-    class View:  # stands in for a RunView: frames are shared per view object, never across views
-        pass
+def _spec_of(spec: alpha_sync.FigureSpec) -> dict:
+    out = _decode(copy.deepcopy(spec.to_dict()))
+    out["layout"].pop("meta", None)
+    out["layout"].pop("template", None)
+    return out
 
+
+@pytest.mark.parametrize("chart", ["tradeoff", "er", "label-free", "reliability"])
+def test_each_shared_spec_is_the_figure_the_pages_setter_draws_there(view, chart):
+    """specs[k] (frame k applied to one build's spec) equals a fresh build moved to k by the page's own setter."""
+    if chart == "tradeoff":
+        wise, ensemble = view.curves("ft", "wise"), view.curves("ft", "ensemble")
+        n = len(wise)
+
+        def build():
+            return tradeoff_figure(wise, ensemble, view.id, view.shifts, n // 2, True)
+
+        def move(f, k):
+            return set_tradeoff_alpha(f, wise, k)
+    elif chart == "er":
+        er = view.er_data("ft", OOD_AVG, "logit")
+        n = len(er["curve"])
+
+        def build():
+            return er_figure(er, "logit", n // 2, view.id, OOD_AVG, "FT", None, show_cloud=True, zoom=True)
+
+        def move(f, k):
+            return set_er_alpha(f, er, "logit", k)
+    elif chart == "label-free":
+        lf = view.label_free("ft")
+        alphas = [float(a) for a in lf.index]
+        n = len(alphas)
+
+        def build():
+            return label_free_figure(lf, alphas[n // 2])
+
+        def move(f, k):
+            return set_vline_alpha(f, alphas[k])
+    else:
+        n = len(view.alphas("ft"))
+
+        def build():
+            return reliability_figure(view.reliability("ft", view.id, n // 2, False), "r")
+
+        def move(f, k):
+            return set_reliability_alpha(f, view.reliability("ft", view.id, k, False))
+
+    specs = alpha_sync.shared_specs(_Owner(), (chart,), build, move, n)
+    for k in range(n):
+        assert _spec_of(specs[k]) == _spec(move(build(), k)), k
+        assert alpha_sync.frames_of(specs[k])["index"] == k
+
+
+def test_plotly_chart_sends_a_figure_spec_as_it_sends_the_figure_and_leaves_it_unchanged():
+    """st.plotly_chart given a FigureSpec sends the same spec as for the plotly figure (no re-validation, no copy),
+    and does not change the shared dict; a Streamlit upgrade that reads figures another way fails here."""
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import numpy as np
+        import plotly.graph_objects as go
+        import streamlit as st
+
+        from dashboard import alpha_sync
+
+        fig = go.Figure(go.Bar(x=["a", "b", "c"], y=np.array([1.5, -2.0, np.nan]), customdata=np.eye(3)))
+        fig.update_layout(title="t", height=300)
+        spec = alpha_sync.freeze(fig)
+        before = repr(spec.to_dict())
+        st.plotly_chart(fig, key="figure")
+        st.plotly_chart(spec, key="spec")
+        st.session_state["unchanged"] = repr(spec.to_dict()) == before
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    sent = [_decode(json.loads(c.proto.spec)) for c in charts]
+    assert sent[0] == sent[1]
+    assert at.session_state["unchanged"]
+
+
+def test_a_figure_spec_is_not_a_figure_to_change():
+    spec = alpha_sync.freeze(_one_trace())
+    assert alpha_sync.freeze(spec) is spec
+    assert spec == alpha_sync.freeze(_one_trace()) and "1 traces" in repr(spec)
+    with pytest.raises(AttributeError):
+        spec.data  # noqa: B018 - plotly's figure API is not there: nothing can move a shared spec
+
+
+def test_shared_specs_are_computed_once_per_view_and_key():
     calls = []
 
     def move(fig, k):
         calls.append(k)
         fig.data[0].update(y=[k])
 
-    def chart():
-        return go.Figure(go.Scatter(x=[0], y=[0]))
-
-    first, second = View(), View()
-    a = alpha_sync.attach_frames(chart(), move, 3, shared=(first, ("chart", "ft")))
+    first, second = _Owner(), _Owner()
+    a = alpha_sync.shared_specs(first, ("chart", "ft"), _one_trace, move, 3)
     assert calls == [0, 1, 2]
-    b = alpha_sync.attach_frames(chart(), move, 3, shared=(first, ("chart", "ft")))
-    assert calls == [0, 1, 2]  # the second session reuses them
-    assert alpha_sync.frames_of(a) == alpha_sync.frames_of(b)
-    alpha_sync.attach_frames(chart(), move, 3, shared=(first, ("chart", "lp")))
-    alpha_sync.attach_frames(chart(), move, 3, shared=(second, ("chart", "ft")))
+    b = alpha_sync.shared_specs(first, ("chart", "ft"), _one_trace, move, 3)
+    assert b is a and calls == [0, 1, 2]  # the second session reuses them
+    assert a[1] is a[1]  # each index's spec is made once
+    alpha_sync.shared_specs(first, ("chart", "lp"), _one_trace, move, 3)
+    alpha_sync.shared_specs(second, ("chart", "ft"), _one_trace, move, 3)
     assert len(calls) == 9  # another key, another view: computed anew
 
 
 def test_shared_built_figures_carry_their_own_index_and_are_built_once():
-    class View:
-        pass
-
     builds = []
 
     def build(k):
         builds.append(k)
         return go.Figure(go.Bar(x=["a", "b"], y=[k, -k]))
 
-    owner = View()
+    owner = _Owner()
     figs = alpha_sync.shared_built_with_frames(owner, ("pc", "ft"), build, 4)
     assert [alpha_sync.frames_of(f)["index"] for f in figs] == [0, 1, 2, 3]
     assert alpha_sync.shared_built_with_frames(owner, ("pc", "ft"), build, 4) is figs and builds == [0, 1, 2, 3]

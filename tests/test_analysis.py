@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from robust_core.analysis import RunView
+from robust_core import evidence
+from robust_core.analysis import OOD_AVG, RunView
 from robust_core.datasets import classnames_for, get_spec, projection_for
 from robust_core.store import StoreWriter
 
@@ -297,6 +298,80 @@ def test_stored_summaries_equal_what_the_view_computes(five_alpha_view, tmp_path
             assert_frame_equal(stored.per_class("ft", ds, i), view.per_class("ft", ds, i))
             assert_frame_equal(stored.margin_summary("ft", ds, i), view.margin_summary("ft", ds, i))
         assert stored.narrate_tradeoff("ft", i) == view.narrate_tradeoff("ft", i)
+    for ds in ("id", "val", "shift"):
+        assert stored._stored("ft", f"confidence-{ds}") is not None
+        assert stored.confidence_evidence("ft", ds) == view.confidence_evidence("ft", ds)
+        assert stored.narrate_confidence("ft", ds) == view.narrate_confidence("ft", ds)
+
+
+def test_per_alpha_tables_built_for_the_whole_grid_are_each_alphas_own(five_alpha_view):
+    """evidence_table and point_table are built for every alpha at once: each row is that alpha's paired interval
+    and accuracy, read here one by one from paired() and the curves."""
+    view, _ = five_alpha_view
+    wise, ens = view.curves("ft", "wise"), view.curves("ft", "ensemble")
+    for i in range(len(ALPHAS5)):
+        ev, pt = view.evidence_table("ft", i), view.point_table("ft", i)
+        assert list(ev.index) == ["id", "val", "shift", OOD_AVG] and list(pt.index) == ["id", "val", "shift", OOD_AVG]
+        for ds in ev.index:
+            assert ev.loc[ds, "θ(α) (%)"] == pytest.approx(100 * wise.iloc[i][ds])
+            for ref in ("zero-shot", "fine-tuned"):
+                row = view.paired("ft", i, ref, ds)
+                assert (ev.loc[ds, f"Δ vs {ref}"], ev.loc[ds, f"Δ vs {ref} low"], ev.loc[ds, f"Δ vs {ref} high"]) == (
+                    row.estimate,
+                    row.low,
+                    row.high,
+                )
+                assert ev.loc[ds, f"vs {ref}"] == evidence.verdict(view.interval("ft", i, ds, ref), "higher", "lower", row.mcnemar_p)
+            assert ev.loc[ds, "n"] == view.paired("ft", i, "zero-shot", ds).n
+            a = ALPHAS5[i]
+            assert (
+                pt.loc[ds, f"WiSE-FT α={a:.2f}"] == wise.iloc[i][ds] and pt.loc[ds, f"output-space ensemble α={a:.2f}"] == ens.iloc[i][ds]
+            )
+            assert pt.loc[ds, "Δ vs zero-shot"] == pytest.approx(wise.iloc[i][ds] - wise.iloc[0][ds])
+            assert pt.loc[ds, "Δ vs fine-tuned"] == pytest.approx(wise.iloc[i][ds] - wise.iloc[-1][ds])
+
+
+def test_disagreements_are_the_examples_the_endpoints_disagree_on_with_each_models_top3(five_alpha_view):
+    """Independent of the memoized endpoint part: which examples, in order, and each model's top-3 and rightness,
+    on a small store and on the demo (where every filter has examples)."""
+    from pathlib import Path
+
+    from robust_core.store import open_store
+
+    demo = RunView(open_store(Path(__file__).resolve().parent.parent / "cache" / "demo"))
+    for view, ds, grid in ((five_alpha_view[0], "shift", (1, 2)), (demo, demo.shifts[0], (3, 7))):
+        topk, labels, names = view.topk("ft", ds), view.labels(ds), view.store.classnames(ds)
+        zs, ft = topk[0, :, 0], topk[-1, :, 0]
+        filters = {
+            "any": True,
+            "zero-shot right": zs == labels,
+            "fine-tuned right": ft == labels,
+            "both wrong": (zs != labels) & (ft != labels),
+        }
+        for i in grid:
+            a = view.alpha_at("ft", i)
+            for who, extra in filters.items():
+                table = view.disagreements("ft", ds, i, who, limit=10)
+                expected = np.flatnonzero((zs != ft) & extra)[:10]
+                assert list(table["index"]) == list(expected) and (len(expected) > 0 or view is not demo)
+                assert list(table.columns) == [
+                    "index",
+                    "label",
+                    "zero-shot top-3",
+                    "fine-tuned top-3",
+                    f"θ({a:.2f}) top-3",
+                    "zero-shot right",
+                    "fine-tuned right",
+                    "θ(α) right",
+                ]
+                for r, k in enumerate(expected):
+                    for col, j in (("zero-shot top-3", 0), ("fine-tuned top-3", -1), (f"θ({a:.2f}) top-3", i)):
+                        assert [part.rsplit(" ", 1)[0] for part in table[col].iloc[r].split(", ")] == [names[c] for c in topk[j, k]]
+                    assert table["label"].iloc[r] == names[labels[k]]
+                    assert table["θ(α) right"].iloc[r] == (topk[i, k, 0] == labels[k])
+                    assert table["zero-shot right"].iloc[r] == (zs[k] == labels[k]) and table["fine-tuned right"].iloc[r] == (
+                        ft[k] == labels[k]
+                    )
 
 
 def test_the_demo_stores_summaries_equal_a_fresh_computation():

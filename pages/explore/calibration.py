@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, ece_curve_figure, reliability_figure, set_ece_alpha, set_reliability_alpha
-from dashboard.state import ci_texts, download_csv, how_to_read, method_page, moving_figure, plain, session_figure
+from dashboard.state import ci_texts, download_csv, how_to_read, method_page, moving_figure, plain, session_figure, session_table
 
 page = method_page("Calibration · {label}")
 view, method, i, alpha = page.view, page.method, page.i, page.alpha
@@ -117,15 +117,22 @@ st.caption(
 
 st.subheader(f"Every set at α = {alpha:.2f}: ECE and paired differences from zero-shot")
 table = view.calibration_table(method, i, scaled)
-shown = table[["zero-shot", "θ(α)", "fine-tuned"]].rename(columns={"θ(α)": f"θ(α={alpha:.2f})"})
-for key in ("θ(α)", "fine-tuned"):
-    shown[f"{key} − zero-shot [95% CI]"] = ci_texts(table, f"{key} − zero-shot", f"{key} − zero-shot low", f"{key} − zero-shot high", 2)
-    shown[f"{key} vs zero-shot"] = table[f"{key} vs zero-shot"]
-shown["n"] = table["n"]
+
+
+def _calibration_shown():
+    shown = table[["zero-shot", "θ(α)", "fine-tuned"]].rename(columns={"θ(α)": f"θ(α={alpha:.2f})"})
+    for key in ("θ(α)", "fine-tuned"):
+        shown[f"{key} − zero-shot [95% CI]"] = ci_texts(table, f"{key} − zero-shot", f"{key} − zero-shot low", f"{key} − zero-shot high", 2)
+        shown[f"{key} vs zero-shot"] = table[f"{key} vs zero-shot"]
+    shown["n"] = table["n"]
+    return shown
+
+
+shown = session_table(("calibration", id(view), method, i, scaled), _calibration_shown)
 st.dataframe(
     shown,
     width="stretch",
-    height=35 * (len(shown) + 1) + 3,
+    height=35 * (shown.num_rows + 1) + 3,
     column_config={
         **{
             col: st.column_config.NumberColumn(f"ECE {col} (pts)", format="%.2f", help=f"{which}; 15 equal-width bins")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.charts import PLOTLY_CONFIG, diversity_figure, margin_figure
-from dashboard.state import ci_texts, download_csv, how_to_read, method_page, session_figure
+from dashboard.state import ci_texts, download_csv, how_to_read, method_page, session_table, shared_figure
 
 page = method_page("Diversity & confidence · {label}")
 view, method, i, alpha = page.view, page.method, page.i, page.alpha
@@ -16,8 +16,8 @@ how_to_read(
     "so they are resampled independently)."
 )
 div = view.diversity(method)
-st.plotly_chart(  # alpha-independent: built once per method and session
-    session_figure(("diversity", id(view), method), lambda: diversity_figure(div)), width="stretch", config=PLOTLY_CONFIG, key="div-chart"
+st.plotly_chart(  # alpha-independent: built once per method and process
+    shared_figure(view, ("diversity", method), lambda: diversity_figure(div)), width="stretch", config=PLOTLY_CONFIG, key="div-chart"
 )
 st.markdown(view.narrate_diversity(method))
 st.dataframe(
@@ -56,13 +56,12 @@ def confidence_section() -> None:
     dataset = st.selectbox(
         "Dataset", view.store.datasets, index=view.store.datasets.index(view.shifts[0]) if view.shifts else 0, key="margin_ds"
     )
-    fig = session_figure(("margins", id(view), method, dataset), lambda: margin_figure(view.margins(method, dataset, None, max_rows=4000)))
+    fig = shared_figure(view, ("margins", method, dataset), lambda: margin_figure(view.margins(method, dataset, None, max_rows=4000)))
     st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key="margin-chart")
     st.markdown(view.narrate_confidence(method, dataset))
     st.caption(f"Violins: zero-shot and fine-tuned (up to 4,000 examples each). The table adds θ({alpha:.2f}) and uses every example.")
-    summary = view.margin_summary(method, dataset, i)
     st.dataframe(
-        summary,
+        session_table(("margins", id(view), method, dataset, i), lambda: view.margin_summary(method, dataset, i)),
         width="stretch",
         column_config={
             "count": st.column_config.NumberColumn(format="%d"),
@@ -80,5 +79,9 @@ how_to_read(
     "θ(α) sides with the zero-shot model, **is overridden** how often it sides with the fine-tuned one."
 )
 over = view.overrides(method, i)
-st.dataframe(over, width="stretch", column_config={c: st.column_config.NumberColumn(format="percent") for c in over.columns})
+st.dataframe(
+    session_table(("overrides", id(view), method, i), lambda: over),
+    width="stretch",
+    column_config={c: st.column_config.NumberColumn(format="percent") for c in over.columns},
+)
 download_csv(over, f"{page.run}-{method}-overrides-alpha{alpha:.2f}.csv")

@@ -73,7 +73,7 @@ def _set_alpha_from_click() -> None:
     """A click on a point of the selected method's WiSE-FT curve moves the sidebar's α there."""
     state = st.session_state.get("er-chart")
     points = (state or {}).get("selection", {}).get("points", [])
-    curve_trace = next((k for k, t in enumerate(fig.data) if t.meta == "curve:selected"), None)
+    curve_trace = next((k for k, t in enumerate(fig.to_dict()["data"]) if t.get("meta") == "curve:selected"), None)
     for point in points:
         if point.get("curve_number") == curve_trace and point.get("point_index") is not None:
             st.session_state["alpha"] = float(er["curve"].alpha.iloc[point["point_index"]])

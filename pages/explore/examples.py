@@ -1,10 +1,11 @@
 """Examples & classes: which images and classes flip between zero-shot, fine-tuned and theta(alpha)."""
 
+import pandas as pd
 import streamlit as st
 
 from dashboard.alpha_sync import shared_built_with_frames
 from dashboard.charts import PLOTLY_CONFIG, example_cards_html, per_class_figure
-from dashboard.state import ci_texts, download_csv, how_to_read, method_page, session_figure
+from dashboard.state import download_csv, how_to_read, method_page, session_figure, session_table, shared_figure
 
 page = method_page("Examples & classes · {label}")
 view, method, i, alpha = page.view, page.method, page.i, page.alpha
@@ -40,7 +41,11 @@ def examples_and_classes() -> None:
         if view.thumbnail(dataset, table["index"].iloc[0]) is None:
             st.caption("This store has no thumbnails (stores built with `eval` keep only logits); the table lists the examples.")
         with st.expander("As a table"):
-            st.dataframe(table, hide_index=True, width="stretch")
+            st.dataframe(
+                session_table(("example-table", id(view), method, dataset, i, who, class_name), lambda: table),
+                hide_index=True,
+                width="stretch",
+            )
             download_csv(table, f"{page.run}-{method}-{dataset}-disagreements.csv")
 
     st.subheader(f"Per-class accuracy change on {dataset}")
@@ -53,8 +58,9 @@ def examples_and_classes() -> None:
     )
     c1, c2 = st.columns(2)
     c1.plotly_chart(
-        session_figure(  # alpha-independent: built once per set and class
-            ("pc-ft", id(view), method, dataset, selected),
+        shared_figure(  # alpha-independent: built once per set, class and process
+            view,
+            ("pc-ft", method, dataset, selected),
             lambda: per_class_figure(per_class, "fine-tuned − zero-shot", "fine-tuned vs zero-shot", selected=selected),
         ),
         width="stretch",
@@ -77,10 +83,23 @@ def examples_and_classes() -> None:
         config=PLOTLY_CONFIG,
         key="pc-alpha",
     )
-    shown = per_class[["class", "n", "zero-shot", "fine-tuned", "theta(alpha)"]].copy()
-    for col in ("fine-tuned − zero-shot", "θ(α) − zero-shot"):
-        shown[f"{col}, pts [95% CI]"] = ci_texts(per_class, col, f"{col} low", f"{col} high", 0, scale=100)
-        shown[f"{col}: verdict"] = per_class[f"{col} verdict"]
+
+    # numbers, not "+3.1 [+1.2, +5.0]" strings: the columns sort as numbers, and 1,000 classes are not formatted
+    # into 2,000 strings on every slider move (the grid formats them in the browser)
+    def _per_class_shown():
+        shown = {c: per_class[c].to_numpy() for c in ("class", "n", "zero-shot", "fine-tuned", "theta(alpha)")}
+        for col in ("fine-tuned − zero-shot", "θ(α) − zero-shot"):
+            for suffix in ("", " low", " high"):
+                shown[f"{col}{suffix}"] = 100 * per_class[f"{col}{suffix}"].to_numpy(float)
+            shown[f"{col}: verdict"] = per_class[f"{col} verdict"].to_numpy()
+        return pd.DataFrame(shown)
+
+    shown = session_table(("per-class", id(view), method, dataset, i), _per_class_shown)
+    points_format = {}
+    for col, short in (("fine-tuned − zero-shot", "FT − ZS"), ("θ(α) − zero-shot", f"θ({alpha:.2f}) − ZS")):
+        for suffix, name in (("", f"{short}, pts"), (" low", f"{short}: 95% low"), (" high", f"{short}: 95% high")):
+            points_format[f"{col}{suffix}"] = st.column_config.NumberColumn(name, format="%+.1f")
+        points_format[f"{col}: verdict"] = st.column_config.TextColumn(f"{short}: verdict")
     st.dataframe(
         shown,
         hide_index=True,
@@ -88,8 +107,10 @@ def examples_and_classes() -> None:
         column_config={
             **{c: st.column_config.NumberColumn(c, format="percent") for c in ("zero-shot", "fine-tuned")},
             "theta(alpha)": st.column_config.NumberColumn(f"θ({alpha:.2f})", format="percent"),
+            **points_format,
         },
     )
+    st.caption("Differences in accuracy points with their paired 95% interval; sort any column by clicking its header.")
     download_csv(per_class, f"{page.run}-{method}-{dataset}-per-class.csv")
 
 

@@ -11,7 +11,7 @@ from dashboard.charts import (
     single_models_figure,
     tradeoff_figure,
 )
-from dashboard.state import ci_texts, delta_caption, download_csv, how_to_read, method_page, moving_figure, pct, points, session_figure
+from dashboard.state import ci_texts, delta_caption, download_csv, how_to_read, method_page, moving_figure, pct, points, session_table
 from robust_core.analysis import REFERENCES
 
 page = method_page("ID / OOD tradeoff · {label}")
@@ -78,11 +78,11 @@ def _evidence_shown():
 
 
 # formatted tables are built once per (method, alpha) and session, then reused on every later visit of that alpha
-shown = session_figure(("evidence-shown", id(view), method, i), _evidence_shown)
+shown = session_table(("evidence-shown", id(view), method, i), _evidence_shown)
 st.dataframe(
     shown,
     width="stretch",
-    height=35 * (len(shown) + 1) + 3,  # every set visible without scrolling
+    height=35 * (shown.num_rows + 1) + 3,  # every set visible without scrolling
     column_config={
         "θ(α) (%)": st.column_config.NumberColumn(format="%.1f"),
         **{f"McNemar p vs {ref}": st.column_config.NumberColumn(format="%.3f") for ref in REFERENCES},
@@ -92,9 +92,13 @@ st.caption("OOD avg has no McNemar test (it averages several sets); its interval
 table = view.point_table(method, i)
 with st.expander("Accuracy of every model at this α (zero-shot, fine-tuned, WiSE-FT, output-space ensemble)"):
     # column_config formatting instead of a pandas Styler: the same look, far cheaper on every slider move
-    st.dataframe(100 * table, width="stretch", column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in table.columns})
+    st.dataframe(
+        session_table(("points", id(view), method, i), lambda: 100 * table),
+        width="stretch",
+        column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in table.columns},
+    )
 download_csv(
-    table.join(ev.drop(columns=["θ(α) (%)"]).add_suffix(" (points, paired)")), f"{page.run}-{method}-alpha{cards['alpha']:.2f}.csv"
+    lambda: table.join(ev.drop(columns=["θ(α) (%)"]).add_suffix(" (points, paired)")), f"{page.run}-{method}-alpha{cards['alpha']:.2f}.csv"
 )
 
 if len(view.store.methods) > 1:
@@ -181,7 +185,7 @@ def _picks_shown():
     return shown
 
 
-picks_shown = session_figure(("picks-shown", id(view), method), _picks_shown)
+picks_shown = session_table(("picks-shown", id(view), method), _picks_shown)
 st.dataframe(
     picks_shown,
     hide_index=True,

@@ -97,7 +97,12 @@ class RunViewBase:
         table = self._memo(("stored", rel), lambda: read_summary(self.store, rel))
         if table is None or i is None:
             return table
-        return table[table.alpha_index == i].drop(columns="alpha_index").reset_index(drop=True)
+
+        def split():  # every grid point's rows at once (one pass), so each alpha's first visit is a lookup
+            return {int(k): rows.drop(columns="alpha_index").reset_index(drop=True) for k, rows in table.groupby("alpha_index", sort=False)}
+
+        rows = self._memo(("stored-by-alpha", rel), split).get(i)
+        return table.iloc[:0].drop(columns="alpha_index") if rows is None else rows
 
     def labels(self, dataset: str) -> np.ndarray:
         return self._memo(("labels", dataset), lambda: np.asarray(self.store.labels(dataset)))

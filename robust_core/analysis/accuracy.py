@@ -41,20 +41,20 @@ class AccuracyViews:
     def point_table(self, method: str, i: int) -> pd.DataFrame:
         """Per dataset at grid alpha ``i``: zero-shot, fine-tuned, WiSE-FT theta(alpha), output-space ensemble, deltas."""
         a = self.alpha_at(method, i)
-        wise, ens = self.curves(method, "wise"), self.curves(method, "ensemble")
         cols = [*self.store.datasets, OOD_AVG]
-        table = pd.DataFrame(
+        wise, ens = self.curves(method, "wise")[cols].to_numpy(float), self.curves(method, "ensemble")[cols].to_numpy(float)
+        zero, fine, theta = wise[0], wise[-1], wise[i]
+        return pd.DataFrame(
             {
-                "zero-shot": wise.iloc[0][cols],
-                "fine-tuned": wise.iloc[-1][cols],
-                f"WiSE-FT α={a:.2f}": wise.iloc[i][cols],
-                f"output-space ensemble α={a:.2f}": ens.iloc[i][cols],
-            }
+                "zero-shot": zero,
+                "fine-tuned": fine,
+                f"WiSE-FT α={a:.2f}": theta,
+                f"output-space ensemble α={a:.2f}": ens[i],
+                "Δ vs zero-shot": theta - zero,
+                "Δ vs fine-tuned": theta - fine,
+            },
+            index=pd.Index(cols, name="dataset"),
         )
-        table["Δ vs zero-shot"] = table[f"WiSE-FT α={a:.2f}"] - table["zero-shot"]
-        table["Δ vs fine-tuned"] = table[f"WiSE-FT α={a:.2f}"] - table["fine-tuned"]
-        table.index.name = "dataset"
-        return table
 
     @memoized
     def cards(self, method: str, i: int) -> dict:
@@ -111,10 +111,16 @@ class AccuracyViews:
 
         return self._memo(("paired_grid", method, reference), build)
 
+    @staticmethod
+    def _by_alpha(grid: pd.DataFrame) -> dict:
+        """A (alpha, dataset)-indexed grid split into one dataset-indexed frame per alpha, in one pass."""
+        return {alpha: rows.droplevel("alpha") for alpha, rows in grid.groupby(level="alpha", sort=False)}
+
     @memoized
     def paired(self, method: str, i: int, reference: str = "zero-shot", dataset: str | None = None):
         """The ``paired_grid`` rows at grid alpha ``i`` (one row if ``dataset`` is given)."""
-        table = self.paired_grid(method, reference).xs(self.alpha_at(method, i), level="alpha")
+        by_alpha = self._memo(("paired_by_alpha", method, reference), lambda: self._by_alpha(self.paired_grid(method, reference)))
+        table = by_alpha[self.alpha_at(method, i)]
         return table if dataset is None else table.loc[dataset]
 
     @memoized
@@ -123,21 +129,29 @@ class AccuracyViews:
         row = self.paired(method, i, reference, dataset)
         return evidence.Interval(float(row.estimate), float(row.low), float(row.high), evidence.LEVEL, int(row.n))
 
-    @memoized
     def evidence_table(self, method: str, i: int) -> pd.DataFrame:
-        """Per set at grid alpha ``i``: theta(alpha)'s accuracy and its paired differences from both endpoints (points)."""
-        wise = self.curves(method)
-        out = pd.DataFrame({"θ(α) (%)": 100 * wise.iloc[i][[*self.store.datasets, *([OOD_AVG] if self.shifts else [])]]})
-        for reference, short in (("zero-shot", "zero-shot"), ("fine-tuned", "fine-tuned")):
-            table = self.paired(method, i, reference)
-            out[f"Δ vs {short}"] = table.estimate
-            out[f"Δ vs {short} low"] = table.low
-            out[f"Δ vs {short} high"] = table.high
-            out[f"McNemar p vs {short}"] = table.mcnemar_p
-            out[f"vs {short}"] = [_verdict(r, "higher", "lower") for r in table.itertuples()]
-        out["n"] = self.paired(method, i).n
-        out.index.name = "dataset"
-        return out
+        """Per set at grid alpha ``i``: theta(alpha)'s accuracy and its paired differences from both endpoints (points).
+
+        Built for every grid alpha at once, on first use (a slider move is then a lookup)."""
+        return self._memo(("evidence_tables", method), lambda: self._evidence_tables(method))[self.grid_index(method, i)]
+
+    def _evidence_tables(self, method: str) -> list[pd.DataFrame]:
+        sets = [*self.store.datasets, *([OOD_AVG] if self.shifts else [])]
+        alphas = [float(a) for a in self.alphas(method)]
+        rows = pd.MultiIndex.from_product([alphas, sets], names=["alpha", "dataset"])
+        theta = 100 * self.curves(method)[sets].to_numpy(float)  # (alphas, sets)
+        columns = {"θ(α) (%)": theta.reshape(-1)}
+        for reference in REFERENCES:
+            grid = self.paired_grid(method, reference).reindex(rows)
+            columns[f"Δ vs {reference}"] = grid.estimate.to_numpy()
+            columns[f"Δ vs {reference} low"] = grid.low.to_numpy()
+            columns[f"Δ vs {reference} high"] = grid.high.to_numpy()
+            columns[f"McNemar p vs {reference}"] = grid.mcnemar_p.to_numpy()
+            columns[f"vs {reference}"] = [_verdict(r, "higher", "lower") for r in grid.itertuples()]
+        columns["n"] = self.paired_grid(method).reindex(rows).n.to_numpy()
+        index = pd.Index(sets, name="dataset")
+        k = len(sets)
+        return [pd.DataFrame({c: v[j * k : (j + 1) * k] for c, v in columns.items()}, index=index) for j in range(len(alphas))]
 
     def method_vs_method(self, method: str) -> pd.DataFrame:
         """Fine-tuned endpoint of ``method`` minus each other method's fine-tuned endpoint, per set and OOD avg (points)."""

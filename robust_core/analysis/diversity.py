@@ -137,6 +137,15 @@ class DiversityViews:
         """
 
         def build():
+            stored = self._stored(method, f"confidence-{dataset}")
+            if stored is not None:  # kept with the store (robust_core.summaries): a bootstrap over every example
+                rows = {r.name: r for r in stored.itertuples()}
+                return {
+                    name: None
+                    if name not in rows or rows[name].n == 0
+                    else evidence.Interval(rows[name].estimate, rows[name].low, rows[name].high, rows[name].level, int(rows[name].n))
+                    for name in ("correct", "incorrect")
+                }
             topv = self.store.topv(method, dataset)
             grid = self.correct(method, dataset)
             m_zs = metrics.margins_from_top(np.asarray(topv[0])).astype(np.float64)

@@ -9,6 +9,13 @@ from .. import evidence, metrics
 from ._base import memoized
 
 
+def _top3_texts(names: list[str], rows: np.ndarray, probs: np.ndarray | None) -> list[str]:
+    """``cat 71%, dog 12%, fox 5%`` per example (class names only where the store keeps no logits there)."""
+    if probs is None:
+        return [", ".join(names[c] for c in row) for row in rows]
+    return [", ".join(f"{names[c]} {100 * q:.0f}%" for c, q in zip(row, qs)) for row, qs in zip(rows, probs)]
+
+
 class ExampleViews:
     """Per-class accuracy changes with per-class intervals, and the disagreeing examples."""
 
@@ -59,6 +66,7 @@ class ExampleViews:
         return self._memo(("per_class_vs_zeroshot", method, dataset, j), build)
 
     @memoized
+    @memoized
     def narrate_per_class(self, method: str, dataset: str, i: int, column: str = "θ(α) − zero-shot") -> str:
         """How many classes change distinguishably (per-class paired interval and McNemar), in words."""
         table = self.per_class(method, dataset, i)
@@ -92,36 +100,45 @@ class ExampleViews:
         ``who``: ``any``, ``zero-shot right``, ``fine-tuned right``, ``both wrong``.
         """
         a = self.alpha_at(method, i)
-        topk = self.topk(method, dataset)
-        labels = self.labels(dataset)
         names = self.store.classnames(dataset)
-        zs, ft, mid = topk[0], topk[-1], topk[i]
-        mask = zs[:, 0] != ft[:, 0]
-        if who == "zero-shot right":
-            mask &= zs[:, 0] == labels
-        elif who == "fine-tuned right":
-            mask &= ft[:, 0] == labels
-        elif who == "both wrong":
-            mask &= (zs[:, 0] != labels) & (ft[:, 0] != labels)
-        if class_name:
-            mask &= labels == names.index(class_name)
-        idx = np.flatnonzero(mask)[:limit]
+        idx, endpoints = self._disagreeing(method, dataset, who, class_name, limit)
+        labels = self.labels(dataset)[idx]
+        mid = self.topk(method, dataset)[i][idx]
+        probs = self._top_probabilities(method, dataset, i, idx, mid)
+        out = endpoints.copy()  # the memoized endpoints frame is shared
+        out.insert(4, f"θ({a:.2f}) top-3", _top3_texts(names, mid, probs))
+        out["θ(α) right"] = mid[:, 0] == labels
+        return out
 
-        def top3(j, rows):
-            probs = self._top_probabilities(method, dataset, j, idx, rows)
-            if probs is None:
-                return [", ".join(names[c] for c in row) for row in rows]
-            return [", ".join(f"{names[c]} {100 * q:.0f}%" for c, q in zip(row, qs)) for row, qs in zip(rows, probs)]
+    def _disagreeing(self, method: str, dataset: str, who: str, class_name: str | None, limit: int):
+        """The alpha-independent part of ``disagreements`` (which examples, and both endpoints' top-3), once per
+        filter: the example indices and a frame of their label and endpoint columns."""
 
-        return pd.DataFrame(
-            {
-                "index": idx,
-                "label": [names[labels[k]] for k in idx],
-                "zero-shot top-3": top3(0, zs[idx]),
-                "fine-tuned top-3": top3(-1, ft[idx]),
-                f"θ({a:.2f}) top-3": top3(i, mid[idx]),
-                "zero-shot right": zs[idx, 0] == labels[idx],
-                "fine-tuned right": ft[idx, 0] == labels[idx],
-                "θ(α) right": mid[idx, 0] == labels[idx],
-            }
-        )
+        def build():
+            topk = self.topk(method, dataset)
+            labels = self.labels(dataset)
+            names = self.store.classnames(dataset)
+            zs, ft = topk[0], topk[-1]
+            mask = zs[:, 0] != ft[:, 0]
+            if who == "zero-shot right":
+                mask &= zs[:, 0] == labels
+            elif who == "fine-tuned right":
+                mask &= ft[:, 0] == labels
+            elif who == "both wrong":
+                mask &= (zs[:, 0] != labels) & (ft[:, 0] != labels)
+            if class_name:
+                mask &= labels == names.index(class_name)
+            idx = np.flatnonzero(mask)[:limit]
+            frame = pd.DataFrame(
+                {
+                    "index": idx,
+                    "label": [names[labels[k]] for k in idx],
+                    "zero-shot top-3": _top3_texts(names, zs[idx], self._top_probabilities(method, dataset, 0, idx, zs[idx])),
+                    "fine-tuned top-3": _top3_texts(names, ft[idx], self._top_probabilities(method, dataset, -1, idx, ft[idx])),
+                    "zero-shot right": zs[idx, 0] == labels[idx],
+                    "fine-tuned right": ft[idx, 0] == labels[idx],
+                }
+            )
+            return idx, frame
+
+        return self._memo(("disagreeing", method, dataset, who, class_name, limit), build)
