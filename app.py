@@ -8,7 +8,7 @@ picked in the sidebar. The run, method and alpha live in the URL, so a view can 
 
 import streamlit as st
 
-from dashboard.state import sidebar
+from dashboard.state import mount_alpha_sync, sidebar
 
 st.set_page_config(page_title="Robust Fine-Tuning Explorer", page_icon="🧭", layout="wide")
 
@@ -35,4 +35,7 @@ PAGES = {
 navigation = st.navigation(PAGES)
 with st.sidebar:
     st.session_state["selection"] = sidebar()
-navigation.run()
+try:
+    navigation.run()
+finally:  # last, also after st.stop(): tells the page script which alpha this run's numbers are at
+    mount_alpha_sync(st.session_state.get("selection"))

@@ -1,13 +1,15 @@
 // Client-side alpha: every chart that carries per-alpha frames follows the sidebar's alpha slider in the
 // browser, on the key press or drag itself, instead of after Streamlit's slider debounce and a rerun.
 //
-// A figure built by dashboard/alpha_sync.py carries, in layout.meta:
-//   robust_alpha_index - the grid index the server drew it at
-//   robust_alpha       - a JSON string (parsed once per chart) of
-//     traces - the indices of the traces that change along alpha
-//     frames - for every grid index k: {data: [{attr: value} per changed trace], layout: {key: value}}
-// Values are absolute (not deltas), so applying frame k from any state shows the figure at k.
-// The page's numbers and tables still come from the rerun that follows; only the charts move early.
+// A figure built by dashboard/alpha_sync.py is sent without its alpha parts (the same spec at every alpha, so
+// a rerun after a slider move leaves the chart alone) and carries in layout.meta.robust_alpha a JSON string
+// (parsed once per chart) of
+//   traces - the indices of the traces that change along alpha
+//   frames - for every grid index k: {data: [{attr: value} per changed trace], layout: {key: value}}
+// This script applies frame k of the slider's index k to every such chart: when it is drawn, and whenever the
+// slider moves. Values are absolute (not deltas), so applying frame k from any state shows the figure at k.
+// The page's numbers and tables come from the rerun; the component's data says which grid index the last
+// finished run drew them at, and they are faded while the slider is elsewhere.
 // Plotly is Streamlit's own instance (its Plotly chunk sets window.Plotly), so the charts stay
 // Streamlit's elements: theme, selection events and the PNG button are untouched.
 
@@ -52,6 +54,8 @@ function install() {
     return Number.isInteger(k) ? k : null;
   }
 
+  let serverIndex = null; // the grid index the last finished run drew the page's numbers at
+
   function spec(gd) {
     const meta = gd.layout && gd.layout.meta;
     if (!meta || typeof meta.robust_alpha !== "string") return null;
@@ -64,31 +68,33 @@ function install() {
       }
       gd.__robustRaw = meta.robust_alpha;
     }
-    if (gd.__robustParsed) gd.__robustParsed.index = meta.robust_alpha_index;
     return gd.__robustParsed;
   }
 
-  // What the chart shows now: the server's index, unless this script has moved it since that render.
-  function shown(gd, s) {
-    return gd.__robustLayout === gd.layout ? gd.__robustShown : s.index;
+  // The frame this script last applied to the chart, or undefined when Streamlit has (re)drawn it since: a new
+  // layout object means a redraw from the spec, which has no alpha parts.
+  function shown(gd) {
+    return gd.__robustLayout === gd.layout ? gd.__robustShown : undefined;
   }
 
-  // Streamlit's theme decorates a title when it draws it (bold); give the new title the same decoration.
+  // Streamlit's theme bolds a title when it draws it; give a title a frame sets the same decoration.
   function title(gd, s, from, layout) {
-    const raw = (f) => (f && f.layout && f.layout.title ? f.layout.title.text : undefined);
-    const before = raw(s.frames[from]);
+    if (!layout.title || typeof layout.title.text !== "string") return layout;
     const now = gd.layout.title && gd.layout.title.text;
-    if (!layout.title || typeof layout.title.text !== "string" || typeof before !== "string" || typeof now !== "string") return layout;
-    const at = now.indexOf(before);
-    if (at < 0) return layout;
-    const text = now.slice(0, at) + layout.title.text + now.slice(at + before.length);
+    const before = from === undefined ? undefined : ((s.frames[from] || {}).layout || {}).title;
+    let text = "<b>" + layout.title.text + "</b>";
+    if (typeof now === "string" && before && typeof before.text === "string") {
+      const at = now.indexOf(before.text);
+      if (at >= 0) text = now.slice(0, at) + layout.title.text + now.slice(at + before.text.length);
+    }
     return Object.assign({}, layout, { title: Object.assign({}, layout.title, { text }) });
   }
 
   function apply(gd, s, k) {
     const frame = s.frames[k];
     if (!frame) return;
-    const layout = title(gd, s, shown(gd, s), frame.layout || {});
+    const layout = title(gd, s, shown(gd), frame.layout || {});
+    // marked first: Plotly.update may report plotly_afterplot before it returns
     const update = {};
     s.traces.forEach((_, p) => {
       const attrs = frame.data[p] || {};
@@ -97,14 +103,14 @@ function install() {
         update[a][p] = attrs[a];
       }
     });
+    gd.__robustShown = k;
+    gd.__robustLayout = gd.layout; // what this script drew on; a Streamlit redraw replaces the layout object
+    gd.setAttribute("data-robust-alpha", String(k));
     try {
       window.Plotly.update(gd, update, layout, s.traces);
     } catch (err) {
       console.warn("alpha sync: could not move a chart", err);
     }
-    gd.__robustShown = k;
-    gd.__robustLayout = gd.layout; // what this script drew; a Streamlit redraw replaces the layout object
-    gd.setAttribute("data-robust-alpha", String(k));
   }
 
   function syncChart(gd, k) {
@@ -112,37 +118,19 @@ function install() {
     if (!s) return;
     if (!gd.__robustHooked && typeof gd.on === "function") {
       gd.__robustHooked = true;
-      // a Streamlit rerun re-renders the chart at the server's index: catch up if the slider has moved on
-      gd.on("plotly_afterplot", () =>
-        window.requestAnimationFrame(() => {
-          const k = current();
-          syncChart(gd, k);
-          refreshPending(k);
-        }),
-      );
+      // Streamlit (re)draws a chart from its spec, without alpha parts (new chart, resize, theme): put the
+      // slider's frame back at once, before the browser paints
+      gd.on("plotly_afterplot", () => queueMicrotask(() => syncChart(gd, current())));
     }
     if (k === null || k === undefined) return;
-    if (gd.__robustShown !== undefined && gd.__robustLayout !== gd.layout) {
-      // Streamlit redrew a chart this script had moved. A chart with selection events keeps the figure its
-      // last update reported, so the new layout (and index) can come with the moved data: set frame k again
-      // (absolute values, so repeating it is harmless) instead of trusting the index.
-      gd.__robustShown = undefined;
-      gd.__robustLayout = undefined;
-      apply(gd, s, k);
-    } else if (shown(gd, s) !== k) apply(gd, s, k);
-    else gd.setAttribute("data-robust-alpha", String(k));
+    if (shown(gd) !== k) apply(gd, s, k);
   }
 
-  // The page's numbers belong to the alpha the server last drew: faded while any chart's server index differs
-  // from the slider's, cleared as soon as they agree (a rerun arrived, or the slider came back).
+  // The page's numbers belong to the alpha the last finished run drew them at: faded while the slider is
+  // elsewhere (a rerun is on its way), cleared as soon as they agree (it arrived, or the slider came back).
   function refreshPending(k) {
-    if (k === null || k === undefined) return;
-    let stale = false;
-    document.querySelectorAll(".js-plotly-plot").forEach((gd) => {
-      const s = spec(gd);
-      if (s && s.index !== k) stale = true;
-    });
-    pending(stale);
+    if (k === null || k === undefined || serverIndex === null) return pending(false);
+    pending(serverIndex !== k);
   }
 
   function syncAll() {
@@ -174,10 +162,19 @@ function install() {
     });
   }).observe(document.body, { childList: true, subtree: true });
   attach();
-  return { sync: () => { attach(); syncAll(); }, spec };
+  return {
+    sync: (data) => {
+      // the run-final mount says where this run drew the numbers; the early one (installs the script) says nothing
+      if (data && "index" in data) serverIndex = Number.isInteger(data.index) ? data.index : null;
+      attach();
+      syncAll();
+    },
+    spec,
+    serverIndex: () => serverIndex,
+  };
 }
 
-export default function () {
+export default function (component) {
   if (!window.__robustAlphaSync) window.__robustAlphaSync = install();
-  window.__robustAlphaSync.sync();
+  window.__robustAlphaSync.sync(component ? component.data : null);
 }

@@ -112,14 +112,6 @@ def compute_frames(fig: go.Figure, move: Callable[[go.Figure, int], object], n: 
     return _frames(snaps)
 
 
-def _pack(frames: dict | None) -> dict | None:
-    """Frames as the figure carries them: one JSON string (a string is not deep-copied or walked by plotly's
-    serialiser on every rerun, as nested lists would be), parsed once per chart by the page script."""
-    if frames is None:
-        return None
-    return {"n": len(frames["frames"]), "json": json.dumps(frames, separators=(",", ":"), allow_nan=False)}
-
-
 # Frames are plain data fixed by (store, method, chart options): computed once per process and shared by every
 # session (read-only), keyed on the RunView object itself so a reopened (rebuilt) store never reuses stale ones.
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -141,50 +133,31 @@ def _shared_put(owner: object, key: tuple, value) -> None:
         cache[key] = value
 
 
-def built_with_frames(build: Callable[[int], go.Figure], n: int) -> list[go.Figure]:
-    """For a figure rebuilt at each α (per-class bars): the figure at every grid index, each carrying the frames
-    of all of them (show ``figs[i]`` after ``set_index(figs[i], i)``). The builds must have the same traces."""
+def built_with_frames(owner: object, key: tuple, build: Callable[[int], go.Figure], n: int) -> AlphaSpecs | None:
+    """For a figure rebuilt at each α (per-class bars): ``build(k)`` at every grid index, once per process for
+    ``(owner, key)``, as one ``AlphaSpecs`` (its frames are the builds' differences); None when the builds have
+    other traces at other alphas (the page then shows ``build(i)`` of its own)."""
     if n < 1:
         raise ValueError(f"an alpha grid has at least one point, got n={n}")
-    figs = [build(k) for k in range(n)]
-    try:
-        frames = _pack(_frames([_snapshot(f) for f in figs]))
-    except ValueError:  # the builds have other traces at other alphas: server-only moves
-        frames = None
-    for fig in figs:
-        fig._robust_alpha_frames = frames  # noqa: SLF001
-    return figs
+    specs = _shared_get(owner, ("built", key))
+    if specs is _MISSING:
+        figs = [build(k) for k in range(n)]
+        try:
+            frames = _frames([_snapshot(f) for f in figs])
+        except ValueError:  # the builds have other traces at other alphas: server-only moves
+            specs = None
+        else:
+            specs = AlphaSpecs(_json_ready(figs[-1]), frames)
+        _shared_put(owner, ("built", key), specs)
+    return specs
 
 
-def shared_built_with_frames(owner: object, key: tuple, build: Callable[[int], go.Figure], n: int) -> list[go.Figure]:
-    """``built_with_frames`` once per process for ``(owner, key)``, each figure marked with its own grid index and
-    frozen (``FigureSpec``): every session draws them as they are and a slider move on the server is a lookup."""
-    figs = _shared_get(owner, ("built", key))
-    if figs is _MISSING:
-        figs = [freeze(set_index(fig, k)) for k, fig in enumerate(built_with_frames(build, n))]
-        _shared_put(owner, ("built", key), figs)
-    return figs
-
-
-def set_index(fig: go.Figure, i: int) -> go.Figure:
-    """Tell the browser which grid index the server drew ``fig`` at (call after the page's own α setter)."""
-    if not hasattr(fig, "_robust_alpha_frames"):
-        raise ValueError("this figure has no α frames: build it with shared_specs or built_with_frames first")
-    frames = fig._robust_alpha_frames  # noqa: SLF001
-    if frames is None:  # the figure's traces differ along alpha: it moves with the rerun only
-        return fig
-    if not 0 <= i < frames["n"]:
-        raise IndexError(f"grid index {i} is outside this figure's {frames['n']} α frames")
-    fig.layout.meta = {META_KEY: frames["json"], f"{META_KEY}_index": int(i)}
-    return fig
-
-
-def frames_of(fig: go.Figure) -> dict | None:
-    """The frames a figure carries, as the browser reads them (``traces``, ``frames``, ``index``), or None."""
-    meta = fig.to_dict()["layout"].get("meta") if isinstance(fig, FigureSpec) else fig.layout.meta
+def frames_of(fig) -> dict | None:
+    """The frames a chart carries, as the page script reads them (``traces``, ``frames``), or None."""
+    meta = (fig.to_dict()["layout"] if isinstance(fig, (FigureSpec, dict)) else fig.layout.to_plotly_json()).get("meta")
     if not isinstance(meta, dict) or META_KEY not in meta:
         return None
-    return {**json.loads(meta[META_KEY]), "index": meta[f"{META_KEY}_index"]}
+    return json.loads(meta[META_KEY])
 
 
 class FigureSpec(go.Figure):
@@ -241,8 +214,8 @@ def _set_path(obj: dict, path: str, value) -> None:
 
 def apply_frame(spec: dict, frames: dict, k: int) -> dict:
     """``spec`` (a figure's dict) with frame ``k`` applied as the page script applies it (``Plotly.update`` of the
-    changed attributes of the changed traces and the changed layout keys), marked with index ``k``; ``spec`` is
-    not changed (only what the frame touches is copied)."""
+    changed attributes of the changed traces and the changed layout keys); ``spec`` is not changed (only what the
+    frame touches is copied). From ``AlphaSpecs.stable`` this is what the browser shows at grid index ``k``."""
     frame = frames["frames"][k]
     data = list(spec["data"])
     for p, j in enumerate(frames["traces"]):
@@ -255,18 +228,36 @@ def apply_frame(spec: dict, frames: dict, k: int) -> dict:
             layout.pop(key, None)
         else:
             layout[key] = value
-    layout["meta"] = {**layout["meta"], f"{META_KEY}_index": int(k)}
+    return {**spec, "data": data, "layout": layout}
+
+
+def _without_alpha(spec: dict, frames: dict) -> dict:
+    """``spec`` without anything that changes along α (each changed trace attribute and layout key removed): what
+    a chart shows before the page script has applied the slider's frame, never the figure at a wrong α."""
+    data = list(spec["data"])
+    for p, j in enumerate(frames["traces"]):
+        trace = data[j] = dict(data[j])
+        for attr in frames["frames"][0]["data"][p]:
+            _set_path(trace, attr, None)
+    layout = {key: value for key, value in spec["layout"].items() if key not in frames["frames"][0]["layout"]}
+    layout["meta"] = {META_KEY: json.dumps(frames, separators=(",", ":"), allow_nan=False)}
     return {**spec, "data": data, "layout": layout}
 
 
 class AlphaSpecs:
-    """One chart at every grid index as FigureSpecs, from a single build: frame ``k`` applied to the build's spec.
+    """One chart at every grid index, from its frames: ``stable`` is what every rerun sends, ``specs[k]`` what the
+    page shows at grid index ``k``.
 
-    Made by ``shared_specs`` once per process and chart; ``specs[k]`` is computed on first use and kept.
+    ``stable`` (a ``FigureSpec``) is the chart without its α parts, carrying every α's frames: the same at every α,
+    so a slider move does not change the chart Streamlit sends and the browser neither redraws nor remounts it
+    (Streamlit keys a Plotly element by its spec: a changed spec is a new chart, drawn twice from scratch). The
+    page script (``alpha_sync.js``) applies the slider's frame to it. ``specs[k]`` is that result computed here
+    (``apply_frame``); tests check it against the figure the page's own α setter draws at ``k``.
     """
 
     def __init__(self, base: dict, frames: dict):
-        self._base, self._frames = base, frames
+        self.frames = frames
+        self.stable = FigureSpec(_without_alpha(base, frames))
         self._specs: list[FigureSpec | None] = [None] * len(frames["frames"])
 
     def __len__(self) -> int:
@@ -276,15 +267,15 @@ class AlphaSpecs:
         if not 0 <= k < len(self._specs):
             raise IndexError(f"grid index {k} is outside this figure's {len(self._specs)} α frames")
         spec = self._specs[k]
-        if spec is None:  # two sessions may compute the same k at once: equal results, either is kept
-            spec = self._specs[k] = FigureSpec(apply_frame(self._base, self._frames, k))
+        if spec is None:
+            spec = self._specs[k] = FigureSpec(apply_frame(self.stable.to_dict(), self.frames, k))
         return spec
 
 
 def shared_specs(owner: object, key: tuple, build: Callable[[], go.Figure], move: Callable[[go.Figure, int], object], n: int):
-    """The chart ``build()`` at every grid index, moved by ``move(fig, k)``: an ``AlphaSpecs`` made once per process
-    for ``(owner, key)`` and shared by every session (read-only), or None when the chart's traces change along α
-    (it has no frames; the caller builds and moves a figure of its own)."""
+    """The chart ``build()`` moved along the grid by the page's α setter ``move(fig, k)``: an ``AlphaSpecs`` made
+    once per process for ``(owner, key)`` and shared by every session (read-only), or None when the chart's traces
+    change along α (it has no frames; the caller builds and moves a figure of its own)."""
     specs = _shared_get(owner, ("specs", key))
     if specs is _MISSING:
         fig = build()
@@ -293,8 +284,7 @@ def shared_specs(owner: object, key: tuple, build: Callable[[], go.Figure], move
         except ValueError:  # the setter adds or removes traces: the figure moves with the rerun only
             specs = None
         else:
-            fig._robust_alpha_frames = _pack(frames)  # noqa: SLF001
-            specs = AlphaSpecs(_json_ready(set_index(fig, n - 1)), frames)
+            specs = AlphaSpecs(_json_ready(fig), frames)
         _shared_put(owner, ("specs", key), specs)
     return specs
 
@@ -308,14 +298,26 @@ def shared_figure(owner: object, key: tuple, build: Callable[[], go.Figure]) -> 
     return fig
 
 
-def mount() -> None:
-    """Mount the page script that moves charts with the slider (once per page run; it renders nothing)."""
+def _mount(key: str, data: dict) -> None:
     import streamlit as st
 
     global _component
     if _component is None:
         _component = st.components.v2.component("robust_alpha_sync", js=_JS)
-    _component(key="robust-alpha-sync", height=0)
+    _component(key=key, data=data, height=0)
+
+
+def mount() -> None:
+    """Mount the page script that moves charts with the slider (early in the run, before the charts arrive; it
+    renders nothing)."""
+    _mount("robust-alpha-sync", {})
+
+
+def mount_done(index: int | None) -> None:
+    """Tell the page script the grid index this run drew the page's numbers at (``None`` without a store). Call it
+    last in the run (``app.py``): the numbers are faded while the slider is elsewhere, and they are this run's once
+    everything before this call has reached the browser."""
+    _mount("robust-alpha-sync-done", {"index": index})
 
 
 _component = None

@@ -154,6 +154,13 @@ def sidebar() -> Selection:
     return Selection(view, run, method, AlphaPoint(alphas.index(alpha), float(alpha)))
 
 
+def mount_alpha_sync(sel: Selection | None) -> None:
+    """Tell the page script (``dashboard/alpha_sync.js``) the grid index this run drew the page at; called in the
+    sidebar after the page has run (``app.py``), so it reaches the browser after the page's numbers."""
+    with st.sidebar:
+        alpha_sync.mount_done(sel.alpha.index if sel is not None and sel.alpha is not None else None)
+
+
 def require_view(sel: Selection) -> RunView:
     """Stop the page with a clear message when the selected store cannot be used."""
     show_notices()
@@ -260,16 +267,17 @@ def session_table(key: tuple, build):
 
 
 def moving_figure(view: RunView, key: tuple, build, move, n: int, i: int):
-    """A figure whose α parts move, at grid index ``i``: ``build()`` once per process, its α frames from the page's
-    own setter ``move(fig, k)`` (``alpha_sync.shared_specs``), and the spec at every index shared by the sessions,
-    so a slider move is a lookup (no figure is moved, copied or re-validated on the rerun).
+    """A figure whose α parts move: ``build()`` once per process, its α frames from the page's own setter
+    ``move(fig, k)`` (``alpha_sync.shared_specs``), sent as one spec that is the same at every α and shared by the
+    sessions; the page script shows the slider's frame, so a slider move changes nothing in the chart Streamlit
+    sends (no redraw in the browser, no figure moved, copied or re-validated on the server).
 
-    A chart whose traces change along α has no frames: this session builds its own figure and moves it.
+    A chart whose traces change along α has no frames: this session builds its own figure and moves it to ``i``.
     ``key`` names the chart and its options (``("tradeoff", method, show_shifts)``), without the view.
     """
     specs = alpha_sync.shared_specs(view, key, build, move, n)
     if specs is not None:
-        return specs[i]
+        return specs.stable  # the same at every alpha: the page script shows the slider's frame
     fig = session_figure((key[0], id(view), *key[1:]), build)
     move(fig, i)
     return fig

@@ -150,12 +150,14 @@ def test_rebuilt_figures_frames_reproduce_each_build(view, kind):
         def build(k):
             return per_class_figure(view.per_class("ft", dataset, k), "θ(α) − zero-shot", f"θ({view.alphas('ft')[k]:.2f})")
 
-    figs = alpha_sync.built_with_frames(build, n)
-    frames = alpha_sync.frames_of(alpha_sync.set_index(figs[3], 3))
-    assert frames["index"] == 3
+    specs = alpha_sync.built_with_frames(_Owner(), (kind,), build, n)
+    frames = alpha_sync.frames_of(specs.stable)
+    figs = [build(k) for k in range(n)]
     for start in (0, 3, n - 1):
         for k in range(n):
             assert _apply(_spec(figs[start]), frames, k) == _spec(figs[k]), (start, k)
+    for k in range(n):  # from the chart as sent (no alpha parts), frame k gives build k: what the browser shows
+        assert _spec_of(specs[k]) == _spec(figs[k]), k
     # numpy arrays travel as plain lists, one value per attribute (never as typed-array fields)
     attrs = {a for trace in frames["frames"][0]["data"] for a in trace}
     assert not any(a.endswith((".bdata", ".dtype", ".shape")) for a in attrs), attrs
@@ -178,8 +180,7 @@ def test_figures_whose_traces_change_move_with_the_rerun_only():
     def build(k):
         return go.Figure([go.Scatter(x=[0], y=[k])] * (1 + k % 2))
 
-    figs = alpha_sync.built_with_frames(build, 3)
-    assert alpha_sync.frames_of(alpha_sync.set_index(figs[1], 1)) is None  # no frames: nothing for the browser to apply
+    assert alpha_sync.built_with_frames(_Owner(), ("pc",), build, 3) is None  # no frames: the page shows build(i)
 
     def grow(fig, k):
         fig.add_scatter(x=[k], y=[k])
@@ -190,27 +191,43 @@ def test_figures_whose_traces_change_move_with_the_rerun_only():
 def test_indices_are_checked():
     specs = alpha_sync.shared_specs(_Owner(), ("c",), _one_trace, _move_y, 4)
     assert len(specs) == 4
-    assert [alpha_sync.frames_of(specs[k])["index"] for k in range(4)] == [0, 1, 2, 3]
+    assert [_spec_of(specs[k])["data"][0]["y"] for k in range(4)] == [[0], [1], [2], [3]]
     with pytest.raises(IndexError, match="outside"):
         specs[4]
-    fig = alpha_sync.built_with_frames(lambda k: go.Figure(go.Scatter(x=[0], y=[k])), 4)[0]
-    assert alpha_sync.frames_of(alpha_sync.set_index(fig, 1))["index"] == 1
-    with pytest.raises(IndexError, match="outside"):
-        alpha_sync.set_index(fig, 4)
-    with pytest.raises(ValueError, match="no α frames"):
-        alpha_sync.set_index(go.Figure(), 0)
     with pytest.raises(ValueError, match="at least one point"):
         alpha_sync.compute_frames(go.Figure(), lambda f, k: None, 0)
+    with pytest.raises(ValueError, match="at least one point"):
+        alpha_sync.built_with_frames(_Owner(), ("c",), lambda k: go.Figure(), 0)
+
+
+def test_the_chart_sent_is_the_same_at_every_alpha_and_shows_no_alpha():
+    """What every rerun sends: the chart without its alpha parts (never a figure at a wrong alpha when the page
+    script has not run), carrying every alpha's frames; the same object at every alpha, so Streamlit's element
+    (keyed by its spec) is not redrawn in the browser when the slider moves."""
+
+    def move(fig, k):
+        fig.data[1].update(x=[k], y=[k])
+        fig.update_layout(shapes=[dict(type="line", x0=k, x1=k, y0=0, y1=1)])
+
+    def build():
+        return go.Figure([go.Scatter(x=[0, 1, 2], y=[5, 6, 7], name="curve"), go.Scatter(x=[0], y=[0], name="alpha")])
+
+    specs = alpha_sync.shared_specs(_Owner(), ("s",), build, move, 3)
+    sent = _decode(specs.stable.to_dict())
+    assert sent["data"][0]["y"] == [5, 6, 7]  # the curve is there
+    assert "x" not in sent["data"][1] and "y" not in sent["data"][1] and "shapes" not in sent["layout"]
+    assert alpha_sync.frames_of(specs.stable)["traces"] == [1]
+    assert alpha_sync.shared_specs(_Owner(), ("s",), build, move, 3).stable == specs.stable  # any session, any alpha
+    assert [f["layout"]["shapes"][0]["x0"] for f in alpha_sync.frames_of(specs.stable)["frames"]] == [0, 1, 2]
 
 
 def test_frames_survive_plotly_serialisation_with_numpy_values():
     def move(fig, k):
         fig.data[0].update(y=np.arange(3, dtype=float) * k, marker=dict(color=["red", "blue", "green"][k]))
 
-    spec = alpha_sync.shared_specs(_Owner(), ("np",), lambda: go.Figure(go.Scatter(x=np.arange(3), y=np.zeros(3))), move, 3)[2]
+    spec = alpha_sync.shared_specs(_Owner(), ("np",), lambda: go.Figure(go.Scatter(x=np.arange(3), y=np.zeros(3))), move, 3).stable
     meta = json.loads(pio.to_json(spec.to_dict(), validate=False))["layout"]["meta"]
     sent = json.loads(meta[alpha_sync.META_KEY])  # one JSON string, parsed by the page script
-    assert meta[f"{alpha_sync.META_KEY}_index"] == 2
     assert sent["traces"] == [0]
     assert [f["data"][0]["marker.color"] for f in sent["frames"]] == ["red", "blue", "green"]
     assert "y" in sent["frames"][0]["data"][0]
@@ -225,7 +242,8 @@ def _spec_of(spec: alpha_sync.FigureSpec) -> dict:
 
 @pytest.mark.parametrize("chart", ["tradeoff", "er", "label-free", "reliability"])
 def test_each_shared_spec_is_the_figure_the_pages_setter_draws_there(view, chart):
-    """specs[k] (frame k applied to one build's spec) equals a fresh build moved to k by the page's own setter."""
+    """specs[k] (frame k applied to the chart as sent, without alpha parts: what the page script shows) equals a
+    fresh build moved to k by the page's own setter."""
     if chart == "tradeoff":
         wise, ensemble = view.curves("ft", "wise"), view.curves("ft", "ensemble")
         n = len(wise)
@@ -266,7 +284,6 @@ def test_each_shared_spec_is_the_figure_the_pages_setter_draws_there(view, chart
     specs = alpha_sync.shared_specs(_Owner(), (chart,), build, move, n)
     for k in range(n):
         assert _spec_of(specs[k]) == _spec(move(build(), k)), k
-        assert alpha_sync.frames_of(specs[k])["index"] == k
 
 
 def test_plotly_chart_sends_a_figure_spec_as_it_sends_the_figure_and_leaves_it_unchanged():
@@ -323,7 +340,7 @@ def test_shared_specs_are_computed_once_per_view_and_key():
     assert len(calls) == 9  # another key, another view: computed anew
 
 
-def test_shared_built_figures_carry_their_own_index_and_are_built_once():
+def test_rebuilt_figures_are_built_once_per_view_and_key():
     builds = []
 
     def build(k):
@@ -331,7 +348,8 @@ def test_shared_built_figures_carry_their_own_index_and_are_built_once():
         return go.Figure(go.Bar(x=["a", "b"], y=[k, -k]))
 
     owner = _Owner()
-    figs = alpha_sync.shared_built_with_frames(owner, ("pc", "ft"), build, 4)
-    assert [alpha_sync.frames_of(f)["index"] for f in figs] == [0, 1, 2, 3]
-    assert alpha_sync.shared_built_with_frames(owner, ("pc", "ft"), build, 4) is figs and builds == [0, 1, 2, 3]
-    assert alpha_sync.frames_of(figs[0])["frames"][3]["data"][0]["y"] == [3, -3]
+    specs = alpha_sync.built_with_frames(owner, ("pc", "ft"), build, 4)
+    assert alpha_sync.built_with_frames(owner, ("pc", "ft"), build, 4) is specs and builds == [0, 1, 2, 3]
+    assert alpha_sync.frames_of(specs.stable)["frames"][3]["data"][0]["y"] == [3, -3]
+    assert "y" not in specs.stable.to_dict()["data"][0]  # the bars change along alpha: not in the chart as sent
+    assert _spec_of(specs[2])["data"][0]["y"] == [2, -2]

@@ -244,3 +244,29 @@ def test_er_panels_toggle_draws_one_panel_per_shift(app, store_root):
     assert len(app.get("plotly_chart")) == charts_before + 1
     panels = app.get("plotly_chart")[-1].proto.spec
     assert all(f'"text":"{s}"' in panels.replace(" ", "") for s in view.shifts)  # one subplot title per shift
+
+
+@pytest.mark.parametrize(
+    "page", ["tradeoff", "effective_robustness", "calibration", "examples"], ids=["tradeoff", "er", "calibration", "examples"]
+)
+def test_alpha_charts_are_sent_the_same_at_every_alpha_and_the_run_says_where_it_drew(app, page):
+    """A slider move changes the page's numbers, not the charts Streamlit sends: each framed chart's spec (every
+    alpha's frames, no alpha parts) is byte-identical at 0.2 and 0.8, so the browser keeps it and only the page
+    script moves it. The run's last element tells that script which grid index the numbers were drawn at."""
+    import json
+
+    app.query_params["run"] = "demo"
+    app.run()
+    app.switch_page(f"pages/explore/{page}.py")
+
+    def framed_specs_and_index(alpha):
+        app.select_slider(key="alpha").set_value(alpha).run()
+        assert not _problems(app)
+        specs = [c.proto.spec for c in app.get("plotly_chart") if '"robust_alpha"' in c.proto.spec]
+        done = [json.loads(c.proto.json) for c in app.sidebar.get("bidi_component") if c.proto.id.endswith("robust-alpha-sync-done")]
+        return specs, done
+
+    low, low_done = framed_specs_and_index(0.2)
+    high, high_done = framed_specs_and_index(0.8)
+    assert low and low == high
+    assert low_done == [{"index": 2}] and high_done == [{"index": 8}]

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard.alpha_sync import shared_built_with_frames
+from dashboard.alpha_sync import built_with_frames
 from dashboard.charts import PLOTLY_CONFIG, example_cards_html, per_class_figure
 from dashboard.state import download_csv, how_to_read, method_page, session_figure, session_table, shared_figure
 
@@ -68,17 +68,19 @@ def examples_and_classes() -> None:
         key="pc-ft",
     )
     alphas = view.alphas(method)
-    # one figure per grid alpha, built once per process and shared by the sessions (a move is a lookup), with frames
-    per_alpha = shared_built_with_frames(
-        view,
-        ("pc-alpha", method, dataset, selected),
-        lambda k: per_class_figure(
+
+    def _per_class_at(k):
+        return per_class_figure(
             view.per_class(method, dataset, k), "θ(α) − zero-shot", f"θ({alphas[k]:.2f}) vs zero-shot", selected=selected
-        ),
-        len(alphas),
-    )
+        )
+
+    # built at every grid alpha once per process and shared by the sessions, sent as one chart carrying every
+    # alpha's bars (the page script shows the slider's); rebuilt per alpha only if the builds' traces differ
+    per_alpha = built_with_frames(view, ("pc-alpha", method, dataset, selected), _per_class_at, len(alphas))
     c2.plotly_chart(
-        per_alpha[i],
+        per_alpha.stable
+        if per_alpha is not None
+        else session_figure(("pc-alpha", id(view), method, dataset, selected, i), lambda: _per_class_at(i)),
         width="stretch",
         config=PLOTLY_CONFIG,
         key="pc-alpha",
