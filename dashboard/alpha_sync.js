@@ -1,13 +1,13 @@
 // Client-side alpha: every chart that carries per-alpha frames follows the sidebar's alpha slider in the
 // browser, on the key press or drag itself, instead of after Streamlit's slider debounce and a rerun.
 //
-// A figure built by dashboard/alpha_sync.py is sent without its alpha parts (the same spec at every alpha, so
-// a rerun after a slider move leaves the chart alone) and carries in layout.meta.robust_alpha a JSON string
-// (parsed once per chart) of
+// A figure built by dashboard/alpha_sync.py is drawn at one grid index (layout.meta.robust_alpha_index: the
+// alpha its session first drew it at; the server keeps sending that same spec while the slider moves, so a
+// rerun leaves the chart alone) and carries in layout.meta.robust_alpha a JSON string (parsed once per chart) of
 //   traces - the indices of the traces that change along alpha
 //   frames - for every grid index k: {data: [{attr: value} per changed trace], layout: {key: value}}
-// This script applies frame k of the slider's index k to every such chart: when it is drawn, and whenever the
-// slider moves. Values are absolute (not deltas), so applying frame k from any state shows the figure at k.
+// This script applies frame k of the slider's index k to every such chart that shows another index: when it is
+// drawn, and whenever the slider moves. Values are absolute (not deltas): frame k from any state shows k.
 // The page's numbers and tables come from the rerun; the component's data says which grid index the last
 // finished run drew them at, and they are faded while the slider is elsewhere.
 // Plotly is Streamlit's own instance (its Plotly chunk sets window.Plotly), so the charts stay
@@ -68,13 +68,14 @@ function install() {
       }
       gd.__robustRaw = meta.robust_alpha;
     }
+    if (gd.__robustParsed) gd.__robustParsed.index = meta.robust_alpha_index;
     return gd.__robustParsed;
   }
 
-  // The frame this script last applied to the chart, or undefined when Streamlit has (re)drawn it since: a new
-  // layout object means a redraw from the spec, which has no alpha parts.
-  function shown(gd) {
-    return gd.__robustLayout === gd.layout ? gd.__robustShown : undefined;
+  // The grid index the chart shows: the frame this script last applied, unless Streamlit has (re)drawn the chart
+  // since (a new layout object), then the index its spec was drawn at.
+  function shown(gd, s) {
+    return gd.__robustLayout === gd.layout ? gd.__robustShown : s.index;
   }
 
   // Streamlit's theme bolds a title when it draws it; give a title a frame sets the same decoration.
@@ -93,7 +94,7 @@ function install() {
   function apply(gd, s, k) {
     const frame = s.frames[k];
     if (!frame) return;
-    const layout = title(gd, s, shown(gd), frame.layout || {});
+    const layout = title(gd, s, shown(gd, s), frame.layout || {});
     // marked first: Plotly.update may report plotly_afterplot before it returns
     const update = {};
     s.traces.forEach((_, p) => {
@@ -118,12 +119,13 @@ function install() {
     if (!s) return;
     if (!gd.__robustHooked && typeof gd.on === "function") {
       gd.__robustHooked = true;
-      // Streamlit (re)draws a chart from its spec, without alpha parts (new chart, resize, theme): put the
-      // slider's frame back at once, before the browser paints
+      // Streamlit (re)draws a chart from its spec (new chart, resize, theme, a click's selection), at the index
+      // the spec was drawn at: put the slider's frame back if the slider is elsewhere
       gd.on("plotly_afterplot", () => queueMicrotask(() => syncChart(gd, current())));
     }
     if (k === null || k === undefined) return;
-    if (shown(gd) !== k) apply(gd, s, k);
+    if (shown(gd, s) !== k) apply(gd, s, k);
+    else gd.setAttribute("data-robust-alpha", String(k));
   }
 
   // The page's numbers belong to the alpha the last finished run drew them at: faded while the slider is

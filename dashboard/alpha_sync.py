@@ -9,8 +9,10 @@ The page's numbers, cards and tables still come from the rerun; the rerun also r
 server's α, so the browser never keeps a state the server did not compute.
 
 On the server a framed chart is built once per process: its spec at grid index k is frame k applied to that
-build's spec (``apply_frame``, what the page script does), kept as a ``FigureSpec`` that every session sends
-as it is (``shared_specs``); tests check it against the figure the page's setter moves to k.
+build without its α parts (``apply_frame``, what the page script does), kept as a ``FigureSpec`` that every
+session sends as it is (``shared_specs``); tests check it against the figure the page's setter moves to k. A
+session keeps sending the spec its chart was first drawn at while the slider moves (``AlphaSpecs``), so the
+browser does not redraw it; the page script shows the slider's frame.
 
 Frames are computed from the page's own α setters (the functions that move a figure's α parts on the server),
 so the browser shows exactly what a rerun at that α would draw.
@@ -153,11 +155,12 @@ def built_with_frames(owner: object, key: tuple, build: Callable[[int], go.Figur
 
 
 def frames_of(fig) -> dict | None:
-    """The frames a chart carries, as the page script reads them (``traces``, ``frames``), or None."""
+    """The frames a chart carries, as the page script reads them (``traces``, ``frames``, and ``index``: the grid
+    index the chart is drawn at, None for ``AlphaSpecs.bare``), or None."""
     meta = (fig.to_dict()["layout"] if isinstance(fig, (FigureSpec, dict)) else fig.layout.to_plotly_json()).get("meta")
     if not isinstance(meta, dict) or META_KEY not in meta:
         return None
-    return json.loads(meta[META_KEY])
+    return {**json.loads(meta[META_KEY]), "index": meta.get(f"{META_KEY}_index")}
 
 
 class FigureSpec(go.Figure):
@@ -215,7 +218,7 @@ def _set_path(obj: dict, path: str, value) -> None:
 def apply_frame(spec: dict, frames: dict, k: int) -> dict:
     """``spec`` (a figure's dict) with frame ``k`` applied as the page script applies it (``Plotly.update`` of the
     changed attributes of the changed traces and the changed layout keys); ``spec`` is not changed (only what the
-    frame touches is copied). From ``AlphaSpecs.stable`` this is what the browser shows at grid index ``k``."""
+    frame touches is copied)."""
     frame = frames["frames"][k]
     data = list(spec["data"])
     for p, j in enumerate(frames["traces"]):
@@ -232,8 +235,8 @@ def apply_frame(spec: dict, frames: dict, k: int) -> dict:
 
 
 def _without_alpha(spec: dict, frames: dict) -> dict:
-    """``spec`` without anything that changes along α (each changed trace attribute and layout key removed): what
-    a chart shows before the page script has applied the slider's frame, never the figure at a wrong α."""
+    """``spec`` without anything that changes along α (each changed trace attribute and layout key removed), with
+    the frames in ``layout.meta``: what every grid index's spec is made from."""
     data = list(spec["data"])
     for p, j in enumerate(frames["traces"]):
         trace = data[j] = dict(data[j])
@@ -245,19 +248,20 @@ def _without_alpha(spec: dict, frames: dict) -> dict:
 
 
 class AlphaSpecs:
-    """One chart at every grid index, from its frames: ``stable`` is what every rerun sends, ``specs[k]`` what the
-    page shows at grid index ``k``.
+    """One chart at every grid index, from its frames: ``specs[k]`` is the chart at grid index ``k`` carrying every
+    α's frames (and ``k``, in ``layout.meta``), so the page script can move it to any other α in the browser.
 
-    ``stable`` (a ``FigureSpec``) is the chart without its α parts, carrying every α's frames: the same at every α,
-    so a slider move does not change the chart Streamlit sends and the browser neither redraws nor remounts it
-    (Streamlit keys a Plotly element by its spec: a changed spec is a new chart, drawn twice from scratch). The
-    page script (``alpha_sync.js``) applies the slider's frame to it. ``specs[k]`` is that result computed here
-    (``apply_frame``); tests check it against the figure the page's own α setter draws at ``k``.
+    A page sends one of them per session and chart, the one at the α the chart was first drawn at
+    (``dashboard.state.moving_figure``), and keeps sending that same spec while the slider moves: Streamlit keys a
+    Plotly element by its spec, so a changed spec would be a new chart, remounted and drawn twice from scratch
+    (about 250 ms of the browser's time per move on Tradeoff); the page script shows the slider's frame on it.
+    ``bare`` is the chart without its α parts, what every ``specs[k]`` is made from (``apply_frame``); tests check
+    each against the figure the page's own α setter draws at ``k``.
     """
 
     def __init__(self, base: dict, frames: dict):
         self.frames = frames
-        self.stable = FigureSpec(_without_alpha(base, frames))
+        self.bare = _without_alpha(base, frames)
         self._specs: list[FigureSpec | None] = [None] * len(frames["frames"])
 
     def __len__(self) -> int:
@@ -268,7 +272,9 @@ class AlphaSpecs:
             raise IndexError(f"grid index {k} is outside this figure's {len(self._specs)} α frames")
         spec = self._specs[k]
         if spec is None:
-            spec = self._specs[k] = FigureSpec(apply_frame(self.stable.to_dict(), self.frames, k))
+            at = apply_frame(self.bare, self.frames, k)
+            at["layout"]["meta"] = {**at["layout"]["meta"], f"{META_KEY}_index": int(k)}
+            spec = self._specs[k] = FigureSpec(at)
         return spec
 
 

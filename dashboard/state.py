@@ -268,16 +268,18 @@ def session_table(key: tuple, build):
 
 def moving_figure(view: RunView, key: tuple, build, move, n: int, i: int):
     """A figure whose α parts move: ``build()`` once per process, its α frames from the page's own setter
-    ``move(fig, k)`` (``alpha_sync.shared_specs``), sent as one spec that is the same at every α and shared by the
-    sessions; the page script shows the slider's frame, so a slider move changes nothing in the chart Streamlit
-    sends (no redraw in the browser, no figure moved, copied or re-validated on the server).
+    ``move(fig, k)`` and its spec at every grid index shared by the sessions (``alpha_sync.shared_specs``). A
+    session sends the spec at the α it first drew the chart at (``i`` then) and keeps sending that one while the
+    slider moves; the page script shows the slider's frame on it. So a slider move changes nothing in the chart
+    Streamlit sends (no redraw in the browser; nothing moved, copied or re-validated on the server), and a new
+    chart (first visit, method switch, other options) arrives drawn at the slider's α.
 
     A chart whose traces change along α has no frames: this session builds its own figure and moves it to ``i``.
     ``key`` names the chart and its options (``("tradeoff", method, show_shifts)``), without the view.
     """
     specs = alpha_sync.shared_specs(view, key, build, move, n)
-    if specs is not None:
-        return specs.stable  # the same at every alpha: the page script shows the slider's frame
+    if specs is not None:  # the spec at the alpha this session first drew the chart at, kept while the slider moves
+        return session_figure((key[0], id(view), *key[1:], "drawn at"), lambda: specs[i])
     fig = session_figure((key[0], id(view), *key[1:]), build)
     move(fig, i)
     return fig

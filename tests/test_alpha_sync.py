@@ -151,12 +151,12 @@ def test_rebuilt_figures_frames_reproduce_each_build(view, kind):
             return per_class_figure(view.per_class("ft", dataset, k), "θ(α) − zero-shot", f"θ({view.alphas('ft')[k]:.2f})")
 
     specs = alpha_sync.built_with_frames(_Owner(), (kind,), build, n)
-    frames = alpha_sync.frames_of(specs.stable)
+    frames = alpha_sync.frames_of(specs[0])
     figs = [build(k) for k in range(n)]
     for start in (0, 3, n - 1):
         for k in range(n):
             assert _apply(_spec(figs[start]), frames, k) == _spec(figs[k]), (start, k)
-    for k in range(n):  # from the chart as sent (no alpha parts), frame k gives build k: what the browser shows
+    for k in range(n):  # frame k applied to the bare chart gives build k
         assert _spec_of(specs[k]) == _spec(figs[k]), k
     # numpy arrays travel as plain lists, one value per attribute (never as typed-array fields)
     attrs = {a for trace in frames["frames"][0]["data"] for a in trace}
@@ -200,10 +200,9 @@ def test_indices_are_checked():
         alpha_sync.built_with_frames(_Owner(), ("c",), lambda k: go.Figure(), 0)
 
 
-def test_the_chart_sent_is_the_same_at_every_alpha_and_shows_no_alpha():
-    """What every rerun sends: the chart without its alpha parts (never a figure at a wrong alpha when the page
-    script has not run), carrying every alpha's frames; the same object at every alpha, so Streamlit's element
-    (keyed by its spec) is not redrawn in the browser when the slider moves."""
+def test_each_alpha_spec_is_the_bare_chart_with_that_frame_and_says_its_index():
+    """specs[k] is the chart without its alpha parts (bare) with frame k applied, carrying every alpha's frames and
+    k; the same object for every session asking for k (what a session keeps sending while the slider moves)."""
 
     def move(fig, k):
         fig.data[1].update(x=[k], y=[k])
@@ -212,20 +211,23 @@ def test_the_chart_sent_is_the_same_at_every_alpha_and_shows_no_alpha():
     def build():
         return go.Figure([go.Scatter(x=[0, 1, 2], y=[5, 6, 7], name="curve"), go.Scatter(x=[0], y=[0], name="alpha")])
 
-    specs = alpha_sync.shared_specs(_Owner(), ("s",), build, move, 3)
-    sent = _decode(specs.stable.to_dict())
-    assert sent["data"][0]["y"] == [5, 6, 7]  # the curve is there
-    assert "x" not in sent["data"][1] and "y" not in sent["data"][1] and "shapes" not in sent["layout"]
-    assert alpha_sync.frames_of(specs.stable)["traces"] == [1]
-    assert alpha_sync.shared_specs(_Owner(), ("s",), build, move, 3).stable == specs.stable  # any session, any alpha
-    assert [f["layout"]["shapes"][0]["x0"] for f in alpha_sync.frames_of(specs.stable)["frames"]] == [0, 1, 2]
+    owner = _Owner()
+    specs = alpha_sync.shared_specs(owner, ("s",), build, move, 3)
+    bare = _decode(copy.deepcopy(specs.bare))
+    assert bare["data"][0]["y"] == [5, 6, 7]  # the curve is there, the alpha marker and line are not
+    assert "x" not in bare["data"][1] and "y" not in bare["data"][1] and "shapes" not in bare["layout"]
+    at1 = _decode(copy.deepcopy(specs[1].to_dict()))
+    assert at1["data"][1]["x"] == [1] and at1["layout"]["shapes"][0]["x0"] == 1
+    assert alpha_sync.frames_of(specs[1])["index"] == 1 and alpha_sync.frames_of(specs[1])["traces"] == [1]
+    assert alpha_sync.shared_specs(owner, ("s",), build, move, 3)[1] is specs[1]  # any session
+    assert [f["layout"]["shapes"][0]["x0"] for f in alpha_sync.frames_of(specs[2])["frames"]] == [0, 1, 2]
 
 
 def test_frames_survive_plotly_serialisation_with_numpy_values():
     def move(fig, k):
         fig.data[0].update(y=np.arange(3, dtype=float) * k, marker=dict(color=["red", "blue", "green"][k]))
 
-    spec = alpha_sync.shared_specs(_Owner(), ("np",), lambda: go.Figure(go.Scatter(x=np.arange(3), y=np.zeros(3))), move, 3).stable
+    spec = alpha_sync.shared_specs(_Owner(), ("np",), lambda: go.Figure(go.Scatter(x=np.arange(3), y=np.zeros(3))), move, 3)[2]
     meta = json.loads(pio.to_json(spec.to_dict(), validate=False))["layout"]["meta"]
     sent = json.loads(meta[alpha_sync.META_KEY])  # one JSON string, parsed by the page script
     assert sent["traces"] == [0]
@@ -242,8 +244,8 @@ def _spec_of(spec: alpha_sync.FigureSpec) -> dict:
 
 @pytest.mark.parametrize("chart", ["tradeoff", "er", "label-free", "reliability"])
 def test_each_shared_spec_is_the_figure_the_pages_setter_draws_there(view, chart):
-    """specs[k] (frame k applied to the chart as sent, without alpha parts: what the page script shows) equals a
-    fresh build moved to k by the page's own setter."""
+    """specs[k] (frame k applied to the chart without its alpha parts) equals a fresh build moved to k by the
+    page's own setter; from any specs[j], frame k gives the same (what the page script does)."""
     if chart == "tradeoff":
         wise, ensemble = view.curves("ft", "wise"), view.curves("ft", "ensemble")
         n = len(wise)
@@ -284,6 +286,10 @@ def test_each_shared_spec_is_the_figure_the_pages_setter_draws_there(view, chart
     specs = alpha_sync.shared_specs(_Owner(), (chart,), build, move, n)
     for k in range(n):
         assert _spec_of(specs[k]) == _spec(move(build(), k)), k
+        assert alpha_sync.frames_of(specs[k])["index"] == k
+    for start in (0, n - 1):
+        for k in range(n):
+            assert _apply(_spec_of(specs[start]), specs.frames, k) == _spec_of(specs[k]), (start, k)
 
 
 def test_plotly_chart_sends_a_figure_spec_as_it_sends_the_figure_and_leaves_it_unchanged():
@@ -350,6 +356,6 @@ def test_rebuilt_figures_are_built_once_per_view_and_key():
     owner = _Owner()
     specs = alpha_sync.built_with_frames(owner, ("pc", "ft"), build, 4)
     assert alpha_sync.built_with_frames(owner, ("pc", "ft"), build, 4) is specs and builds == [0, 1, 2, 3]
-    assert alpha_sync.frames_of(specs.stable)["frames"][3]["data"][0]["y"] == [3, -3]
-    assert "y" not in specs.stable.to_dict()["data"][0]  # the bars change along alpha: not in the chart as sent
+    assert alpha_sync.frames_of(specs[0])["frames"][3]["data"][0]["y"] == [3, -3]
+    assert "y" not in specs.bare["data"][0]  # the bars change along alpha
     assert _spec_of(specs[2])["data"][0]["y"] == [2, -2]

@@ -249,10 +249,11 @@ def test_er_panels_toggle_draws_one_panel_per_shift(app, store_root):
 @pytest.mark.parametrize(
     "page", ["tradeoff", "effective_robustness", "calibration", "examples"], ids=["tradeoff", "er", "calibration", "examples"]
 )
-def test_alpha_charts_are_sent_the_same_at_every_alpha_and_the_run_says_where_it_drew(app, page):
-    """A slider move changes the page's numbers, not the charts Streamlit sends: each framed chart's spec (every
-    alpha's frames, no alpha parts) is byte-identical at 0.2 and 0.8, so the browser keeps it and only the page
-    script moves it. The run's last element tells that script which grid index the numbers were drawn at."""
+def test_alpha_charts_are_sent_unchanged_as_alpha_moves_and_the_run_says_where_it_drew(app, page):
+    """A slider move changes the page's numbers, not the charts Streamlit sends: each framed chart's spec (drawn
+    at the alpha the session first drew it at, 0.2 here, with every alpha's frames) is byte-identical at 0.2 and
+    0.8, so the browser keeps it and only the page script moves it. The run's last element tells that script
+    which grid index the numbers were drawn at."""
     import json
 
     app.query_params["run"] = "demo"
@@ -269,4 +270,5 @@ def test_alpha_charts_are_sent_the_same_at_every_alpha_and_the_run_says_where_it
     low, low_done = framed_specs_and_index(0.2)
     high, high_done = framed_specs_and_index(0.8)
     assert low and low == high
+    assert all(json.loads(spec)["layout"]["meta"]["robust_alpha_index"] == 2 for spec in low)  # first drawn at 0.2
     assert low_done == [{"index": 2}] and high_done == [{"index": 8}]

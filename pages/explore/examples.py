@@ -74,11 +74,12 @@ def examples_and_classes() -> None:
             view.per_class(method, dataset, k), "θ(α) − zero-shot", f"θ({alphas[k]:.2f}) vs zero-shot", selected=selected
         )
 
-    # built at every grid alpha once per process and shared by the sessions, sent as one chart carrying every
-    # alpha's bars (the page script shows the slider's); rebuilt per alpha only if the builds' traces differ
+    # built at every grid alpha once per process and shared by the sessions, each carrying every alpha's bars; a
+    # session keeps sending the one at the alpha it first drew (the page script shows the slider's bars on it).
+    # Built per alpha by the session only if the builds' traces differ.
     per_alpha = built_with_frames(view, ("pc-alpha", method, dataset, selected), _per_class_at, len(alphas))
     c2.plotly_chart(
-        per_alpha.stable
+        session_figure(("pc-alpha", id(view), method, dataset, selected), lambda: per_alpha[i])
         if per_alpha is not None
         else session_figure(("pc-alpha", id(view), method, dataset, selected, i), lambda: _per_class_at(i)),
         width="stretch",
